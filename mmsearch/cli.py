@@ -1,0 +1,310 @@
+"""The `mmsearch` command line: a thin layer over the library (each command calls one
+library function and renders what it returns as a table, or as JSON with --json)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from . import render
+from .errors import ExitCode, MMSearchError
+from .store import STORE_ENV, Store, resolve_store_path
+
+app = typer.Typer(
+    help="Local multimodal product search: catalog CSV + images + audio in, ranked products out.\n\n"
+    "Example:\n\n"
+    "  mmsearch ingest sample_data/products.csv && mmsearch embed && mmsearch index\n\n"
+    "  mmsearch query 'red coffee mug' -k 5",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+out = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[
+    Optional[Path],
+    typer.Option("--store", envvar=STORE_ENV, help="Store folder [default: $MMSEARCH_STORE, else ./mmsearch-store]"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors still print.")]
+WaitOpt = Annotated[
+    float, typer.Option("--wait", metavar="SECONDS", help="Wait this long for another writer to finish [default: fail at once].")
+]
+
+
+def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one line on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MMSearchError as exc:
+            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted:[/yellow] finished work is kept; run the same command again to continue")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _progress(quiet: bool) -> Progress | nullcontext:
+    if quiet:
+        return nullcontext()
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MMSearchError(f"{option} {item!r}: expected NAME=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@app.command()
+@_command
+def ingest(
+    catalog: Annotated[Path, typer.Argument(help="Product CSV (UTF-8, with or without BOM).")],
+    media_dir: Annotated[Optional[Path], typer.Option(help="Folder media paths resolve against [default: the CSV's folder].")] = None,
+    map: Annotated[list[str], typer.Option("--map", metavar="FIELD=COLUMN", help="Read FIELD from COLUMN (repeatable).")] = [],
+    encoding: Annotated[Optional[str], typer.Option(help="CSV encoding, e.g. latin-1, gbk [default: utf-8]")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove stored products that are not in this CSV.")] = False,
+    rejects: Annotated[Optional[Path], typer.Option(help="Write rejected rows (line, column, id, reason) to this CSV.")] = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = 0.0,
+) -> None:
+    """Load or update the catalog: upsert by id; bad rows are reported, never fatal.
+
+    Example: mmsearch ingest shop.csv --map title=productDisplayName --rejects rejects.csv
+
+    Exit code 3 when some rows were rejected (the valid rows are stored).
+    """
+    from .catalog import ingest as run_ingest
+    from .catalog import parse_mapping, write_rejects
+
+    mapping = parse_mapping(map)
+    with Store(resolve_store_path(store)).writer("ingest", wait) as st, _progress(quiet or json_out) as progress:
+        report = run_ingest(st, catalog, media_dir, mapping, encoding, prune, progress or None)
+    if rejects:
+        write_rejects(rejects, report.rejects)
+    if json_out:
+        _print_json({**report.summary(), "rejects": [r.__dict__ for r in report.rejects]})
+    elif not quiet:
+        render.ingest_report(out, report)
+    for r in report.rejects if quiet and not json_out else []:
+        err.print(f"rejected line {r.line} ({r.column}): {r.reason}", highlight=False)
+    if report.rejects:
+        raise typer.Exit(int(ExitCode.PARTIAL))
+
+
+@app.command()
+@_command
+def embed(
+    text_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model name or path [default: all-MiniLM-L6-v2, bundled]")] = None,
+    image_model: Annotated[Optional[str], typer.Option(help="Image model [default: efficientnet_lite0, bundled]")] = None,
+    audio_model: Annotated[Optional[str], typer.Option(help="Audio model [default: librosa-mfcc]")] = None,
+    text_fields: Annotated[Optional[str], typer.Option(help="Comma list of fields/attribute columns to embed as text [default: all]")] = None,
+    modality: Annotated[Optional[str], typer.Option(help="Comma list of modalities to embed [default: text,image,audio]")] = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = 0.0,
+) -> None:
+    """Embed what changed since the last run (content hashes); no model work if nothing did.
+
+    Example: mmsearch embed --text-model /models/my-sentence-model
+
+    Exit code 3 when some media failed to decode (they are listed and skipped).
+    """
+    from .embed import embed as run_embed
+    from .encoders import MODALITIES
+
+    models = {"text": text_model, "image": image_model, "audio": audio_model}
+    fields = [f.strip() for f in text_fields.split(",")] if text_fields else None
+    modalities = [m.strip() for m in modality.split(",")] if modality else list(MODALITIES)
+    for m in modalities:
+        if m not in MODALITIES:
+            raise MMSearchError(f"--modality {m!r}: use a comma list of {','.join(MODALITIES)}")
+    with Store(resolve_store_path(store)).require().writer("embed", wait) as st, _progress(quiet or json_out) as progress:
+        report = run_embed(st, models, fields, modalities, progress or None)
+    if json_out:
+        _print_json(
+            {
+                "modalities": {m: {**r.__dict__, "per_second": r.per_second} for m, r in report.modalities.items()},
+                "failures": [f.__dict__ for f in report.failures],
+            }
+        )
+    elif not quiet:
+        render.embed_report(out, report)
+    if report.failures:
+        raise typer.Exit(int(ExitCode.PARTIAL))
+
+
+@app.command()
+@_command
+def index(
+    m: Annotated[int, typer.Option("--m", help="HNSW graph degree M.")] = 16,
+    ef_construction: Annotated[int, typer.Option(help="HNSW ef_construction.")] = 200,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = 0.0,
+) -> None:
+    """Build the HNSW index of each modality and the BM25 index, and swap them in atomically.
+
+    Example: mmsearch index --m 32 --ef-construction 400
+    """
+    from .indexing import build_index
+
+    with Store(resolve_store_path(store)).require().writer("index", wait) as st, _progress(quiet or json_out) as progress:
+        report = build_index(st, m, ef_construction, progress or None)
+    if json_out:
+        _print_json(report.__dict__)
+    elif not quiet:
+        render.index_report(out, report)
+
+
+def _filters(category: str | None, brand: str | None, min_price: float | None, max_price: float | None, where: list[str]):
+    from .search import Filters
+
+    return Filters(category, brand, min_price, max_price, _pairs(where, "--where"))
+
+
+CategoryOpt = Annotated[Optional[str], typer.Option(help="Only products of this category.")]
+BrandOpt = Annotated[Optional[str], typer.Option(help="Only products of this brand.")]
+MinPriceOpt = Annotated[Optional[float], typer.Option(help="Only products priced at least this.")]
+MaxPriceOpt = Annotated[Optional[float], typer.Option(help="Only products priced at most this.")]
+WhereOpt = Annotated[list[str], typer.Option("--where", metavar="COLUMN=VALUE", help="Only products whose COLUMN equals VALUE (repeatable).")]
+FusionOpt = Annotated[str, typer.Option(help="How signals are combined: rrf or weighted.")]
+ModalityOpt = Annotated[Optional[str], typer.Option(help="Comma list of signals: lexical,text,image,audio [default: all the query reaches]")]
+
+
+@app.command()
+@_command
+def query(
+    text: Annotated[Optional[str], typer.Argument(help="Query text.")] = None,
+    image: Annotated[Optional[Path], typer.Option(help="Query image file.")] = None,
+    audio: Annotated[Optional[Path], typer.Option(help="Query audio file.")] = None,
+    like: Annotated[Optional[str], typer.Option(help="Find products like this product id.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    modality: ModalityOpt = None,
+    fusion: FusionOpt = "rrf",
+    weight: Annotated[list[str], typer.Option("--weight", metavar="SIGNAL=W", help="Signal weight in fusion (repeatable).")] = [],
+    category: CategoryOpt = None,
+    brand: BrandOpt = None,
+    min_price: MinPriceOpt = None,
+    max_price: MaxPriceOpt = None,
+    where: WhereOpt = [],
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search with text, an image, a sound clip or a product, fusing every signal.
+
+    Examples: mmsearch query 'red coffee mug' --max-price 20
+              mmsearch query --image photo.jpg -k 5 --json
+    """
+    from .search import Query, Searcher
+
+    if k < 1:
+        raise MMSearchError("-k must be at least 1")
+    weights = {s: float(w) for s, w in _pairs(weight, "--weight").items()}
+    searcher = Searcher(Store(resolve_store_path(store)))
+    found = searcher.search(
+        Query(text, image, audio, like),
+        k=k,
+        filters=_filters(category, brand, min_price, max_price, where),
+        modalities=modality.split(",") if modality else None,
+        fusion=fusion,
+        weights=weights,
+    )
+    if json_out:
+        _print_json([r.to_dict() for r in found])
+    else:
+        render.results(out, found)
+
+
+@app.command("eval")
+@_command
+def eval_(
+    queries: Annotated[Path, typer.Option(help="QUERIES.csv: query_id and any of text, image, audio, modality.")],
+    qrels: Annotated[Path, typer.Option(help="QRELS.csv: query_id, product_id, relevance.")],
+    k: Annotated[list[int], typer.Option("-k", help="Cutoff (repeatable) [default: 10].")] = [],
+    fail_under: Annotated[list[str], typer.Option("--fail-under", metavar="METRIC=VALUE", help="Exit 4 if METRIC is below VALUE (repeatable).")] = [],
+    modality: ModalityOpt = None,
+    fusion: FusionOpt = "rrf",
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score the search against relevance judgments: recall, precision, f1, ndcg @k, map, mrr, latency.
+
+    Example: mmsearch eval --queries sample_data/queries.csv --qrels sample_data/qrels.csv -k 1 -k 10 --fail-under ndcg@10=0.5
+    """
+    from .evaluate import below_thresholds, evaluate, parse_thresholds, read_qrels, read_queries
+    from .search import Searcher
+
+    thresholds = parse_thresholds(fail_under)
+    searcher = Searcher(Store(resolve_store_path(store)))
+    with _progress(quiet or json_out) as progress:
+        report = evaluate(
+            searcher,
+            read_queries(queries),
+            read_qrels(qrels),
+            ks=k or [10],
+            fusion=fusion,
+            modalities=modality.split(",") if modality else None,
+            progress=progress or None,
+        )
+    if json_out:
+        _print_json(report.to_dict())
+    elif not quiet:
+        render.eval_report(out, report)
+    failed = below_thresholds(report.metrics, thresholds)
+    for message in failed:
+        err.print(f"[bold red]below threshold:[/bold red] {message}", highlight=False)
+    if failed:
+        raise typer.Exit(int(ExitCode.BELOW_THRESHOLD))
+
+
+@app.command()
+@_command
+def status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Show what the store holds: products, media, vectors per modality, index state, what is stale.
+
+    Example: mmsearch status --json
+    """
+    from .status import store_status
+
+    info = store_status(Store(resolve_store_path(store)))
+    if json_out:
+        _print_json(info)
+    else:
+        render.status(out, info)

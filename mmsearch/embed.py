@@ -1,0 +1,190 @@
+"""Embedding: turn what the catalog holds into vectors, doing only what changed.
+
+Vectors are keyed by (modality, content hash): a text or media file that was embedded
+once with the current model is never embedded again, whichever product it belongs to.
+Each batch is committed on its own, so an interrupted run loses at most one batch and
+the next run resumes where it stopped. Media that fails to decode is recorded in
+``failures`` with its reason and skipped, not retried until its content changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .catalog import iter_products, product_text
+from .encoders import MODALITIES, Encoder, load_encoder
+from .media import MediaError, load_audio, load_image
+from .store import Store
+
+BATCH_SIZE = {"text": 256, "image": 64, "audio": 16}
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def wanted_items(store: Store, modality: str, text_fields: Sequence[str] | None) -> dict[str, str]:
+    """{content hash: source} for everything the catalog needs embedded in ``modality``.
+    The source is the text itself, or the media file's path."""
+    if modality == "text":
+        texts = (product_text(row, text_fields) for row in iter_products(store))
+        return {text_hash(t): t for t in texts if t}
+    rows = store.db.execute("SELECT sha256, path FROM media WHERE kind = ? ORDER BY path", (modality,))
+    return {digest: path for digest, path in rows}
+
+
+@dataclass
+class Failure:
+    modality: str
+    path: str
+    reason: str
+
+
+@dataclass
+class ModalityReport:
+    wanted: int = 0
+    embedded: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class EmbedReport:
+    modalities: dict[str, ModalityReport] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _decode(modality: str, source: str) -> Any:
+    if modality == "text":
+        return source
+    return load_image(Path(source)) if modality == "image" else load_audio(Path(source))
+
+
+def _batches(items: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def embed_modality(
+    store: Store,
+    encoder: Encoder,
+    wanted: dict[str, str],
+    progress: Any = None,
+) -> tuple[ModalityReport, list[Failure]]:
+    """Embed whatever in ``wanted`` has no vector from ``encoder`` yet, batch by batch.
+
+    ``progress`` is a rich Progress (or None for silence)."""
+    modality, db = encoder.modality, store.db
+    done = {h for (h,) in db.execute("SELECT content_hash FROM vectors WHERE modality=? AND model=?", (modality, encoder.id))}
+    failed_before = {
+        h for (h,) in db.execute("SELECT content_hash FROM failures WHERE modality=? AND model=?", (modality, encoder.id))
+    }
+    todo = [(h, src) for h, src in wanted.items() if h not in done and h not in failed_before]
+    report = ModalityReport(wanted=len(wanted), failed=len(failed_before & wanted.keys()))
+    failures: list[Failure] = []
+    if progress is not None:
+        task = progress.add_task(f"embed {modality}", total=len(wanted), completed=len(wanted) - len(todo))
+    started = time.perf_counter()
+    for batch in _batches(todo, BATCH_SIZE[modality]):
+        decoded, keys, bad = [], [], []
+        for digest, source in batch:
+            try:
+                decoded.append(_decode(modality, source))
+                keys.append(digest)
+            except (MediaError, OSError) as exc:
+                bad.append((digest, source, str(exc)))
+        vectors = encoder.encode(decoded) if decoded else np.zeros((0, 0), np.float32)
+        with store.transaction() as tx:
+            tx.executemany(
+                "INSERT OR REPLACE INTO vectors (modality, content_hash, model, vector) VALUES (?, ?, ?, ?)",
+                [(modality, k, encoder.id, v.astype("<f4").tobytes()) for k, v in zip(keys, vectors)],
+            )
+            tx.executemany(
+                "INSERT OR REPLACE INTO failures (modality, content_hash, model, path, reason) VALUES (?, ?, ?, ?, ?)",
+                [(modality, d, encoder.id, s, r) for d, s, r in bad],
+            )
+        failures += [Failure(modality, s, r) for _, s, r in bad]
+        report.embedded += len(keys)
+        report.failed += len(bad)
+        if progress is not None:
+            progress.advance(task, len(batch))
+    report.seconds = time.perf_counter() - started
+    _collect_garbage(store, modality, encoder.id, set(wanted))
+    return report, failures
+
+
+def _collect_garbage(store: Store, modality: str, model: str, keep: set[str]) -> None:
+    """Drop vectors and failures nobody needs any more: other models', removed products'."""
+    with store.transaction() as tx:
+        for table in ("vectors", "failures"):
+            stale = [
+                (modality, h)
+                for h, m in tx.execute(f"SELECT content_hash, model FROM {table} WHERE modality=?", (modality,))
+                if m != model or h not in keep
+            ]
+            tx.executemany(f"DELETE FROM {table} WHERE modality=? AND content_hash=?", stale)
+
+
+def resolve_models(store: Store, requested: dict[str, str | None]) -> dict[str, str | None]:
+    """The model spec per modality: what the user asked for now, else what the store
+    already uses (so a plain `embed` never switches models by accident), else default."""
+    current = store.manifest().get("models", {})
+    return {m: requested.get(m) or current.get(m, {}).get("name") for m in MODALITIES}
+
+
+def embed(
+    store: Store,
+    models: dict[str, str | None] | None = None,
+    text_fields: Sequence[str] | None = None,
+    modalities: Sequence[str] = MODALITIES,
+    progress: Any = None,
+) -> EmbedReport:
+    """Bring every modality's vectors up to date with the catalog and the chosen models."""
+    manifest = store.manifest()
+    if text_fields is None:
+        text_fields = manifest.get("text_fields")
+    specs = resolve_models(store, models or {})
+    report = EmbedReport()
+    for modality in modalities:
+        wanted = wanted_items(store, modality, text_fields)
+        if not wanted:
+            continue
+        encoder = load_encoder(modality, specs[modality])
+        mod_report, failures = embed_modality(store, encoder, wanted, progress)
+        report.modalities[modality] = mod_report
+        report.failures += failures
+        manifest.setdefault("models", {})[modality] = {
+            "name": specs[modality] or encoder.name,
+            "id": encoder.id,
+            "dim": _stored_dim(store, modality),
+        }
+        manifest["text_fields"] = list(text_fields) if text_fields is not None else None
+        store.write_manifest(manifest)
+    return report
+
+
+def _stored_dim(store: Store, modality: str) -> int | None:
+    """The vectors' dimension, read off a stored vector so no model needs loading."""
+    row = store.db.execute("SELECT length(vector) FROM vectors WHERE modality=? LIMIT 1", (modality,)).fetchone()
+    return row[0] // 4 if row else None
+
+
+def load_vectors(store: Store, modality: str, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    """Stored vectors for ``hashes`` (those that exist) as float32 arrays."""
+    rows = store.select_in(
+        "SELECT content_hash, vector FROM vectors WHERE modality=? AND model=? AND content_hash IN ({marks})",
+        hashes,
+        (modality, model),
+    )
+    return {h: np.frombuffer(blob, dtype="<f4") for h, blob in rows}

@@ -1,0 +1,70 @@
+"""Encoders turn one modality's items into L2-normalised float32 vectors.
+
+An encoder is anything with the ``Encoder`` shape below; ``load_encoder`` picks one from
+a spec string so that adding a model is one new module plus one line in ``_FACTORIES``.
+Models load lazily: building an Encoder costs nothing until ``encode`` is called, which
+keeps commands that find nothing to embed fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+# Offline by default: the default models ship inside PyPI packages. A user who wants a
+# hub model can set HF_HUB_OFFLINE=0 explicitly.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Our own rich progress bars report model work; the libraries' tqdm bars would interleave.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+MODALITIES = ("text", "image", "audio")
+
+
+class Encoder(Protocol):
+    modality: str
+    #: the spec that loads this encoder again (``load_encoder(modality, name)``)
+    name: str
+    #: recorded in the manifest and on every vector; a change forces re-embedding
+    id: str
+    dim: int
+
+    def encode(self, items: Sequence[Any]) -> np.ndarray:
+        """(n, dim) float32, rows L2-normalised."""
+        ...
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _text(spec: str | None) -> Encoder:
+    from .text import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(spec)
+
+
+def _image(spec: str | None) -> Encoder:
+    from .image import EfficientNetEncoder
+
+    return EfficientNetEncoder(spec)
+
+
+def _audio(spec: str | None) -> Encoder:
+    from .audio import LibrosaAudioEncoder
+
+    return LibrosaAudioEncoder(spec)
+
+
+_FACTORIES: dict[str, Callable[[str | None], Encoder]] = {"text": _text, "image": _image, "audio": _audio}
+
+
+def load_encoder(modality: str, spec: str | None = None) -> Encoder:
+    """The encoder for ``modality``; ``spec`` None means the default model."""
+    return _FACTORIES[modality](spec)

@@ -1,0 +1,117 @@
+"""Rich tables for people; the CLI prints JSON for scripts instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .catalog import IngestReport
+from .embed import EmbedReport
+from .evaluate import EvalReport
+from .indexing import IndexReport
+from .search import Result
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def ingest_report(console: Console, report: IngestReport) -> None:
+    table = Table(title="ingest")
+    for name in report.summary():
+        table.add_column(name, justify="right")
+    table.add_row(*map(str, report.summary().values()))
+    console.print(table)
+    if report.rejects:
+        rejects = Table(title=f"{len(report.rejects)} rejected rows", title_style="bold red")
+        for name in ("line", "column", "id", "reason"):
+            rejects.add_column(name, overflow="fold")
+        for r in report.rejects:
+            rejects.add_row(str(r.line), r.column, r.product_id, r.reason)
+        console.print(rejects)
+
+
+def embed_report(console: Console, report: EmbedReport) -> None:
+    table = Table(title="embed")
+    for name in ("modality", "items", "embedded", "failed", "seconds", "items/s"):
+        table.add_column(name, justify="right")
+    for modality, r in report.modalities.items():
+        table.add_row(modality, str(r.wanted), str(r.embedded), str(r.failed), f"{r.seconds:.1f}", f"{r.per_second:.1f}")
+    console.print(table)
+    for f in report.failures:
+        console.print(f"[red]skipped[/red] {f.modality} {f.path}: {f.reason}", highlight=False)
+
+
+def index_report(console: Console, report: IndexReport) -> None:
+    table = Table(title=f"index {report.generation}" + (" (up to date)" if report.up_to_date else ""))
+    for name in ("part", "items", "state", "seconds", "not embedded"):
+        table.add_column(name, justify="right")
+    for part, count in report.counts.items():
+        state = "built" if part in report.built else "reused" if part in report.reused else "empty"
+        seconds = f"{report.built[part]:.2f}" if part in report.built else ""
+        table.add_row(part, str(count), state, seconds, str(report.missing.get(part, "")))
+    console.print(table)
+
+
+def results(console: Console, results: list[Result]) -> None:
+    signals = list(results[0].scores) if results else []
+    table = Table()
+    for name in ("rank", "id", "title", "category", "price", "score", *signals):
+        table.add_column(name, justify="right" if name not in ("id", "title", "category") else "left")
+    for r in results:
+        table.add_row(
+            str(r.rank),
+            r.id,
+            r.title,
+            r.category or "",
+            _fmt(r.price, 2),
+            _fmt(r.score),
+            *(_fmt(r.scores[s], 3) for s in signals),
+        )
+    console.print(table if results else "[yellow]no results[/yellow]")
+
+
+def eval_report(console: Console, report: EvalReport) -> None:
+    table = Table(title=f"eval: {report.queries} queries")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in report.metrics.items():
+        table.add_row(name, _fmt(value))
+    console.print(table)
+
+
+def status(console: Console, info: dict[str, Any]) -> None:
+    console.print(
+        f"store [bold]{info['store']}[/bold]: {info['products']} products, "
+        f"{info['media']['image']} images, {info['media']['audio']} audio clips"
+    )
+    table = Table(title="vectors")
+    for name in ("modality", "model", "dim", "items", "vectors", "failed", "to embed"):
+        table.add_column(name, justify="right")
+    for modality, m in info["modalities"].items():
+        model = m["model"] or {}
+        table.add_row(
+            modality, model.get("name", "—"), _fmt(model.get("dim")), str(m["items"]), str(m["vectors"]), str(m["failed"]), str(m["to_embed"])
+        )
+    console.print(table)
+    index = info["index"]
+    if not index["generation"]:
+        console.print("index: [yellow]none[/yellow] (run `mmsearch index`)")
+    else:
+        table = Table(title=f"index {index['generation']} ({index['created']})")
+        for name in ("part", "count", "dim", "model", "state"):
+            table.add_column(name, justify="right")
+        for part, p in index["parts"].items():
+            table.add_row(part, str(p["count"]), _fmt(p["dim"]), p["model"] or "", "[yellow]stale[/yellow]" if p["stale"] else "current")
+        console.print(table)
+    if "problems" in info:
+        for problem in info["problems"]:
+            console.print(f"[red]problem[/red] {problem}", highlight=False)
+        if not info["problems"]:
+            console.print("[green]verify: no problems found[/green]")

@@ -1,0 +1,288 @@
+"""Search: encode a query, ask every index it can reach, fuse the per-product scores.
+
+Signals: ``lexical`` (BM25 over product text), ``text`` (dense text), ``image`` and
+``audio`` (dense, one vector per media file; a product scores its best file). Each
+signal nominates candidates among the products that pass the filters; every candidate
+is then scored exactly by every signal, so the fused ranking and the per-signal scores
+shown to the user are complete, not just the ones that made a signal's top list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends.hnsw import HnswIndex
+from .encoders import Encoder, load_encoder
+from .errors import MMSearchError
+from .fusion import fuse
+from .indexing import LEXICAL, current_generation, read_generation_manifest
+from .lexical import LexicalIndex
+from .media import MediaError, load_audio, load_image, sha256_file
+from .store import Store
+
+SIGNALS = (LEXICAL, "text", "image", "audio")
+CORE_COLUMNS = ("id", "title", "description", "category", "brand", "price")
+
+
+@dataclass
+class Query:
+    text: str | None = None
+    image: Path | None = None
+    audio: Path | None = None
+    like: str | None = None  # a product id: find products like it
+
+    def is_empty(self) -> bool:
+        return not (self.text or self.image or self.audio or self.like)
+
+
+@dataclass
+class Filters:
+    category: str | None = None
+    brand: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    where: dict[str, str] = field(default_factory=dict)
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """A WHERE clause over ``products`` (case-insensitive equality for text)."""
+        clauses, params = [], []
+        for column, value in (("category", self.category), ("brand", self.brand), *self.where.items()):
+            if value is None:
+                continue
+            if column in CORE_COLUMNS:
+                clauses.append(f"{column} = ? COLLATE NOCASE")
+            else:
+                clauses.append("json_extract(attributes, ?) = ? COLLATE NOCASE")
+                params.append(f'$."{column}"')
+            params.append(value)
+        if self.min_price is not None:
+            clauses.append("price >= ?")
+            params.append(self.min_price)
+        if self.max_price is not None:
+            clauses.append("price <= ?")
+            params.append(self.max_price)
+        return " AND ".join(clauses), params
+
+
+@dataclass
+class Result:
+    rank: int
+    id: str
+    title: str
+    category: str
+    brand: str
+    price: float | None
+    score: float
+    scores: dict[str, float | None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _verify(folder: Path, entry: dict[str, Any]) -> None:
+    """Check size and checksum before a file is handed to a loader: hnswlib can crash
+    on a truncated or corrupted file instead of raising."""
+    for f in entry["files"]:
+        path = folder / f["name"]
+        if not path.is_file():
+            raise MMSearchError(f"index file {path} is missing: run `mmsearch index` to rebuild")
+        if path.stat().st_size != f["size"] or sha256_file(path) != f["sha256"]:
+            raise MMSearchError(f"index file {path} is corrupted (size or checksum differs): run `mmsearch index`")
+
+
+class VectorPart:
+    """One modality's index with its id map (label -> product, media path)."""
+
+    def __init__(self, folder: Path, name: str, entry: dict[str, Any]):
+        _verify(folder, entry)
+        self.name, self.entry = name, entry
+        self.index = HnswIndex.load(folder / f"{name}.hnsw", dim=entry["dim"], count=entry["count"])
+        ids = json.loads((folder / f"{name}.ids.json").read_text(encoding="utf-8"))
+        self.labels: dict[str, list[int]] = defaultdict(list)
+        for label, (pid, _key) in enumerate(ids):
+            self.labels[pid].append(label)
+        self.label_product = [pid for pid, _ in ids]
+        self.max_per_product = max((len(v) for v in self.labels.values()), default=1)
+
+    def allowed_labels(self, products: set[str] | None) -> np.ndarray | None:
+        if products is None:
+            return None
+        return np.array(sorted(label for pid in products for label in self.labels.get(pid, ())), dtype=np.int64)
+
+    def candidates(self, queries: np.ndarray, n: int, allowed: np.ndarray | None) -> set[str]:
+        """Up to ``n`` products nearest to any query vector."""
+        found: set[str] = set()
+        for q in queries:
+            labels, _ = self.index.search(q, n * self.max_per_product, allowed)
+            ranked = dict.fromkeys(self.label_product[label] for label in labels)
+            found.update(list(ranked)[:n])
+        return found
+
+    def score(self, queries: np.ndarray, products: set[str]) -> dict[str, float]:
+        """Exact cosine of each product's best media item against the best query vector."""
+        pids = [pid for pid in products if pid in self.labels]
+        if not pids:
+            return {}
+        labels = np.array([label for pid in pids for label in self.labels[pid]])
+        sims = (self.index.vectors(labels) @ queries.T).max(axis=1)
+        out: dict[str, float] = {}
+        for label, sim in zip(labels, sims):
+            pid = self.label_product[label]
+            out[pid] = max(out.get(pid, -1.0), float(sim))
+        return out
+
+
+class LexicalPart:
+    def __init__(self, folder: Path, entry: dict[str, Any]):
+        _verify(folder, entry)
+        self.index = LexicalIndex.load(folder / LEXICAL)
+        self.ids: list[str] = json.loads((folder / LEXICAL / "ids.json").read_text(encoding="utf-8"))
+        self.position = {pid: i for i, pid in enumerate(self.ids)}
+
+    def candidates_and_scores(self, text: str, n: int, allowed: set[str] | None) -> tuple[set[str], np.ndarray]:
+        scores = self.index.scores(text)
+        order = np.argsort(-scores, kind="stable")
+        found = []
+        for i in order:
+            if scores[i] <= 0 or len(found) >= n:
+                break
+            if allowed is None or self.ids[i] in allowed:
+                found.append(self.ids[i])
+        return set(found), scores
+
+
+class Searcher:
+    """A loaded index generation, ready to answer many queries (load once, query often)."""
+
+    def __init__(self, store: Store):
+        self.store = store.require()
+        folder = current_generation(store)
+        if folder is None or not folder.exists():
+            raise MMSearchError(f"store {store.root} has no index: run `mmsearch embed` then `mmsearch index`")
+        self.folder = folder
+        self.manifest = read_generation_manifest(folder)
+        self.parts: dict[str, Any] = {}
+        self._encoders: dict[str, Encoder] = {}
+
+    def part(self, name: str) -> Any:
+        if name not in self.parts:
+            entry = self.manifest["parts"].get(name)
+            if entry is None:
+                self.parts[name] = None
+            elif name == LEXICAL:
+                self.parts[name] = LexicalPart(self.folder, entry)
+            else:
+                self.parts[name] = VectorPart(self.folder, name, entry)
+        return self.parts[name]
+
+    def encoder(self, modality: str) -> Encoder:
+        """The encoder that made this generation's ``modality`` vectors."""
+        if modality not in self._encoders:
+            self._encoders[modality] = load_encoder(modality, self.manifest["parts"][modality]["model"]["name"])
+        return self._encoders[modality]
+
+    # -- query vectors ---------------------------------------------------------
+    def query_vectors(self, query: Query) -> dict[str, np.ndarray]:
+        """{signal: (n, dim) query vectors} for every dense signal the query reaches."""
+        out: dict[str, np.ndarray] = {}
+        if query.text and self.part("text"):
+            out["text"] = self.encoder("text").encode([query.text])
+        if query.image and self.part("image"):
+            out["image"] = self.encoder("image").encode([_load_query_media(load_image, query.image)])
+        if query.audio and self.part("audio"):
+            out["audio"] = self.encoder("audio").encode([_load_query_media(load_audio, query.audio)])
+        if query.like:
+            if self.store.db.execute("SELECT 1 FROM products WHERE id=?", (query.like,)).fetchone() is None:
+                raise MMSearchError(f"--like {query.like!r}: no such product in the store")
+            for name in ("text", "image", "audio"):
+                part = self.part(name)
+                if part and query.like in part.labels and name not in out:
+                    out[name] = part.index.vectors(np.array(part.labels[query.like]))
+        return out
+
+    def _allowed(self, filters: Filters | None) -> set[str] | None:
+        if filters is None:
+            return None
+        clause, params = filters.sql()
+        if not clause:
+            return None
+        return {pid for (pid,) in self.store.db.execute(f"SELECT id FROM products WHERE {clause}", params)}
+
+    # -- search ----------------------------------------------------------------
+    def search(
+        self,
+        query: Query,
+        k: int = 10,
+        filters: Filters | None = None,
+        modalities: list[str] | None = None,
+        fusion: str = "rrf",
+        weights: dict[str, float] | None = None,
+    ) -> list[Result]:
+        if query.is_empty():
+            raise MMSearchError("empty query: give TEXT, --image, --audio or --like")
+        wanted = list(modalities or SIGNALS)
+        for name in wanted:
+            if name not in SIGNALS:
+                raise MMSearchError(f"unknown modality {name!r}: use a comma list of {','.join(SIGNALS)}")
+        vectors = {s: v for s, v in self.query_vectors(query).items() if s in wanted}
+        use_lexical = LEXICAL in wanted and bool(query.text) and self.part(LEXICAL) is not None
+        if not vectors and not use_lexical:
+            raise MMSearchError(
+                f"the query reaches none of the signals {','.join(wanted)} in this index: "
+                "check --modality, or give a query of a kind the store has (see `mmsearch status`)"
+            )
+        allowed = self._allowed(filters)
+        if query.like and allowed is not None:
+            allowed.discard(query.like)
+        n = max(4 * k, 50)
+        candidates: set[str] = set()
+        lexical_scores = None
+        if use_lexical:
+            found, lexical_scores = self.part(LEXICAL).candidates_and_scores(query.text, n, allowed)
+            candidates |= found
+        for name, q in vectors.items():
+            part = self.part(name)
+            candidates |= part.candidates(q, n + (1 if query.like else 0), part.allowed_labels(allowed))
+        candidates.discard(query.like)
+        rows = self._rows(candidates)  # a product removed since the index was built is dropped here
+        candidates = set(rows)
+        signal_scores: dict[str, dict[str, float]] = {}
+        if lexical_scores is not None:
+            lex = self.part(LEXICAL)
+            signal_scores[LEXICAL] = {p: float(lexical_scores[lex.position[p]]) for p in candidates if p in lex.position}
+        for name, q in vectors.items():
+            signal_scores[name] = self.part(name).score(q, candidates)
+        fused = fuse(signal_scores, fusion, weights)
+        top = sorted(fused, key=lambda p: (-fused[p], p))[:k]
+        return [
+            Result(
+                rank=rank,
+                id=pid,
+                title=rows[pid]["title"],
+                category=rows[pid]["category"],
+                brand=rows[pid]["brand"],
+                price=rows[pid]["price"],
+                score=round(fused[pid], 6),
+                scores={s: (round(v[pid], 6) if pid in v else None) for s, v in signal_scores.items()},
+            )
+            for rank, pid in enumerate(top, start=1)
+        ]
+
+    def _rows(self, ids: set[str]) -> dict[str, Any]:
+        """The catalog rows of ``ids`` that still exist."""
+        return {row["id"]: row for row in self.store.select_in("SELECT * FROM products WHERE id IN ({marks})", ids)}
+
+
+def _load_query_media(loader: Any, path: Path) -> Any:
+    try:
+        return loader(Path(path))
+    except FileNotFoundError:
+        raise MMSearchError(f"query file {path} not found") from None
+    except (MediaError, OSError) as exc:
+        raise MMSearchError(f"query file {path}: {exc}") from None

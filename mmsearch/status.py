@@ -1,0 +1,84 @@
+"""What a store holds and what is out of date, as one plain dict (the CLI renders it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .embed import wanted_items
+from .encoders import MODALITIES
+from .indexing import (
+    LEXICAL,
+    current_generation,
+    lexical_docs,
+    lexical_fingerprint,
+    plan_vectors,
+    read_generation_manifest,
+    vectors_fingerprint,
+)
+from .store import Store
+
+
+def store_status(store: Store) -> dict[str, Any]:
+    store.require()
+    db, manifest = store.db, store.manifest()
+    text_fields = manifest.get("text_fields")
+    models = manifest.get("models", {})
+    media = dict(db.execute("SELECT kind, count(*) FROM media GROUP BY kind").fetchall())
+    modalities: dict[str, Any] = {}
+    for modality in MODALITIES:
+        model = models.get(modality)
+        wanted = set(wanted_items(store, modality, text_fields))
+        vectors = failed = set()
+        if model:
+            vectors = _hashes(store, "vectors", modality, model["id"]) & wanted
+            failed = _hashes(store, "failures", modality, model["id"]) & wanted
+        modalities[modality] = {
+            "model": model,
+            "items": len(wanted),
+            "vectors": len(vectors),
+            "failed": len(failed),
+            "to_embed": len(wanted - vectors - failed),
+        }
+    return {
+        "store": str(store.root),
+        "products": db.execute("SELECT count(*) FROM products").fetchone()[0],
+        "media": {"image": media.get("image", 0), "audio": media.get("audio", 0)},
+        "text_fields": text_fields,
+        "modalities": modalities,
+        "index": _index_status(store, models, text_fields, {m: v["vectors"] for m, v in modalities.items()}),
+    }
+
+
+def _hashes(store: Store, table: str, modality: str, model: str) -> set[str]:
+    rows = store.db.execute(f"SELECT content_hash FROM {table} WHERE modality=? AND model=?", (modality, model))
+    return {h for (h,) in rows}
+
+
+def _index_status(
+    store: Store, models: dict[str, Any], text_fields: list[str] | None, vector_counts: dict[str, int]
+) -> dict[str, Any]:
+    folder = current_generation(store)
+    if folder is None or not folder.exists():
+        return {"generation": None, "parts": {}, "stale": True}
+    gen = read_generation_manifest(folder)
+    parts = {}
+    for name, entry in gen["parts"].items():
+        if name == LEXICAL:
+            current = lexical_fingerprint(lexical_docs(store, text_fields))
+        else:
+            model = models.get(name)
+            params = {"M": entry["M"], "ef_construction": entry["ef_construction"]}
+            current = vectors_fingerprint(model["id"], params, plan_vectors(store, name, model["id"], text_fields)[0]) if model else ""
+        parts[name] = {
+            "count": entry["count"],
+            "dim": entry.get("dim"),
+            "model": entry.get("model", {}).get("name"),
+            "stale": current != entry["fingerprint"],
+        }
+    missing = [m for m, n in vector_counts.items() if n and m not in parts]
+    return {
+        "generation": folder.name,
+        "created": gen.get("created"),
+        "parts": parts,
+        "stale": any(p["stale"] for p in parts.values()) or bool(missing),
+    }
