@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
 out = Console()
 err = Console(stderr=True)
@@ -133,6 +134,8 @@ def embed(
     audio_model: Annotated[Optional[str], typer.Option(help="Audio model [default: librosa-mfcc]")] = None,
     text_fields: Annotated[Optional[str], typer.Option(help="Comma list of fields/attribute columns to embed as text [default: all]")] = None,
     modality: Annotated[Optional[str], typer.Option(help="Comma list of modalities to embed [default: text,image,audio]")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the stored vectors of these modalities and embed them again.")] = False,
+    batch_size: Annotated[Optional[int], typer.Option(help="Items per batch (and per commit) [default: 256 text, 64 images, 16 audio]")] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -154,7 +157,7 @@ def embed(
         if m not in MODALITIES:
             raise MMSearchError(f"--modality {m!r}: use a comma list of {','.join(MODALITIES)}")
     with Store(resolve_store_path(store)).require().writer("embed", wait) as st, _progress(quiet or json_out) as progress:
-        report = run_embed(st, models, fields, modalities, progress or None)
+        report = run_embed(st, models, fields, modalities, progress or None, rebuild=rebuild, batch_size=batch_size)
     if json_out:
         _print_json(
             {
@@ -296,15 +299,24 @@ def eval_(
 
 @app.command()
 @_command
-def status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+def status(
+    verify: Annotated[bool, typer.Option("--verify", help="Also check checksums, vector sizes and index/catalog agreement; exit 1 on any problem.")] = False,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Show what the store holds: products, media, vectors per modality, index state, what is stale.
 
-    Example: mmsearch status --json
+    Example: mmsearch status --verify --json
     """
-    from .status import store_status
+    from .status import store_status, verify_store
 
-    info = store_status(Store(resolve_store_path(store)))
+    st = Store(resolve_store_path(store))
+    info = store_status(st)
+    if verify:
+        info["problems"] = verify_store(st, info)
     if json_out:
         _print_json(info)
     else:
         render.status(out, info)
+    if info.get("problems"):
+        raise typer.Exit(int(ExitCode.FAILED))

@@ -81,6 +81,7 @@ def embed_modality(
     encoder: Encoder,
     wanted: dict[str, str],
     progress: Any = None,
+    batch_size: int | None = None,
 ) -> tuple[ModalityReport, list[Failure]]:
     """Embed whatever in ``wanted`` has no vector from ``encoder`` yet, batch by batch.
 
@@ -96,7 +97,7 @@ def embed_modality(
     if progress is not None:
         task = progress.add_task(f"embed {modality}", total=len(wanted), completed=len(wanted) - len(todo))
     started = time.perf_counter()
-    for batch in _batches(todo, BATCH_SIZE[modality]):
+    for batch in _batches(todo, batch_size or BATCH_SIZE[modality]):
         decoded, keys, bad = [], [], []
         for digest, source in batch:
             try:
@@ -149,19 +150,27 @@ def embed(
     text_fields: Sequence[str] | None = None,
     modalities: Sequence[str] = MODALITIES,
     progress: Any = None,
+    rebuild: bool = False,
+    batch_size: int | None = None,
 ) -> EmbedReport:
-    """Bring every modality's vectors up to date with the catalog and the chosen models."""
+    """Bring every modality's vectors up to date with the catalog and the chosen models.
+
+    ``rebuild`` first drops the stored vectors (and recorded failures) of ``modalities``."""
     manifest = store.manifest()
     if text_fields is None:
         text_fields = manifest.get("text_fields")
     specs = resolve_models(store, models or {})
     report = EmbedReport()
     for modality in modalities:
+        if rebuild:
+            with store.transaction() as tx:
+                tx.execute("DELETE FROM vectors WHERE modality=?", (modality,))
+                tx.execute("DELETE FROM failures WHERE modality=?", (modality,))
         wanted = wanted_items(store, modality, text_fields)
         if not wanted:
             continue
         encoder = load_encoder(modality, specs[modality])
-        mod_report, failures = embed_modality(store, encoder, wanted, progress)
+        mod_report, failures = embed_modality(store, encoder, wanted, progress, batch_size)
         report.modalities[modality] = mod_report
         report.failures += failures
         manifest.setdefault("models", {})[modality] = {

@@ -121,11 +121,14 @@ class _Build:
             if source != self.folder:
                 for f in entry["files"]:
                     target = self.folder / f["name"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
                     target.unlink(missing_ok=True)
-                    _link_or_copy(source / f["name"], target)
+                    _link_or_copy_file(source / f["name"], target)
             if all(_file_ok(self.folder, f) for f in entry["files"]):
                 self.parts[part] = entry
                 return True
+            for f in entry["files"]:  # a damaged copy must not be reused, nor written through
+                (self.folder / f["name"]).unlink(missing_ok=True)
         return False
 
     def _scratch_parts(self) -> dict[str, Any]:
@@ -142,14 +145,9 @@ class _Build:
         self.parts[part] = entry
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    if src.is_dir():
-        shutil.copytree(src, dst, copy_function=_link_or_copy_file)
-    else:
-        _link_or_copy_file(src, dst)
-
-
-def _link_or_copy_file(src: str | Path, dst: str | Path) -> None:
+def _link_or_copy_file(src: Path, dst: Path) -> None:
+    """Hard-link when possible: generations share unchanged files for free. Files are
+    never written in place (builders unlink first), so sharing is safe."""
     try:
         os.link(src, dst)
     except OSError:
@@ -202,6 +200,8 @@ def _build_vectors(build: _Build, modality: str, report: IndexReport) -> None:
     vectors = np.stack([found[h] for _, _, h in kept])
     index = HnswIndex.build(vectors, m=build.m, ef_construction=build.ef_construction)
     index_path, ids_path = build.folder / f"{modality}.hnsw", build.folder / f"{modality}.ids.json"
+    for path in (index_path, ids_path):  # may be hard links into the live generation
+        path.unlink(missing_ok=True)
     index.save(index_path)
     ids_path.write_text(json.dumps([[pid, key] for pid, key, _ in kept]), encoding="utf-8")
     build._finish_part(

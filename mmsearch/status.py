@@ -15,6 +15,7 @@ from .indexing import (
     read_generation_manifest,
     vectors_fingerprint,
 )
+from .errors import MMSearchError
 from .store import Store
 
 
@@ -82,3 +83,51 @@ def _index_status(
         "parts": parts,
         "stale": any(p["stale"] for p in parts.values()) or bool(missing),
     }
+
+
+def verify_store(store: Store, info: dict[str, Any]) -> list[str]:
+    """Deep checks, each problem as one line that names the repair command.
+
+    Index files are checked against their recorded size and sha256 before anything
+    loads them (hnswlib may crash on a corrupted file rather than raise)."""
+    from .search import Searcher
+
+    problems: list[str] = []
+    integrity = store.db.execute("PRAGMA integrity_check").fetchone()[0]
+    if integrity != "ok":
+        problems.append(f"catalog.db fails SQLite's integrity check ({integrity}): restore it from a backup")
+    for modality, m in info["modalities"].items():
+        model = m["model"]
+        if not model:
+            continue
+        bad = store.db.execute(
+            "SELECT count(*) FROM vectors WHERE modality=? AND model=? AND length(vector) != ?",
+            (modality, model["id"], 4 * (model["dim"] or 0)),
+        ).fetchone()[0]
+        if bad:
+            problems.append(f"{bad} {modality} vectors have the wrong length: run `mmsearch embed --modality {modality} --rebuild`")
+        if m["to_embed"]:
+            problems.append(f"{m['to_embed']} {modality} items are not embedded: run `mmsearch embed`")
+    index = info["index"]
+    if not index["generation"]:
+        if any(m["vectors"] for m in info["modalities"].values()):
+            problems.append("no index has been built: run `mmsearch index`")
+        return problems
+    searcher = Searcher(store)
+    products = {pid for (pid,) in store.db.execute("SELECT id FROM products")}
+    for name in index["parts"]:
+        try:
+            part = searcher.part(name)
+        except MMSearchError as exc:
+            problems.append(str(exc))
+            continue
+        indexed = set(part.ids) if name == LEXICAL else set(part.labels)
+        if name != LEXICAL and part.index.count != searcher.manifest["parts"][name]["count"]:
+            problems.append(f"{name} index holds {part.index.count} vectors, its manifest says otherwise: run `mmsearch index`")
+        if indexed - products:
+            problems.append(f"{name} index holds {len(indexed - products)} products no longer in the catalog: run `mmsearch index`")
+        if index["parts"][name]["stale"]:
+            problems.append(f"{name} index is older than the catalog or the vectors: run `mmsearch index`")
+    missing = [m for m, v in info["modalities"].items() if v["vectors"] and m not in index["parts"]]
+    problems += [f"{m} vectors exist but have no index: run `mmsearch index`" for m in missing]
+    return problems

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Create .venv and install mmsearch with its test extras. torch is pinned first so that
+# pip does not pick a different build for torchvision, timm and open_clip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
+# hnswlib compiles from source; NO_NATIVE keeps the build portable across CPUs.
+HNSWLIB_NO_NATIVE=1 .venv/bin/pip install -q -e '.[test]'

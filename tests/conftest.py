@@ -1,0 +1,58 @@
+"""Shared fixtures: a store built from sample_data with the real models (once per
+session), and a helper that runs the real `mmsearch` CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmsearch import Store, build_index, embed, ingest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data"
+SHARED = REPO.parent / "shared" / "data"
+
+
+def run_cli(*args: str, store: Path | None = None, check: int | None = 0, **kwargs) -> subprocess.CompletedProcess:
+    """Run `python -m mmsearch ARGS` as its own process; assert its exit code."""
+    env = {**os.environ, "COLUMNS": "200"}
+    if store is not None:
+        env["MMSEARCH_STORE"] = str(store)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmsearch", *args], capture_output=True, text=True, env=env, cwd=kwargs.pop("cwd", REPO), **kwargs
+    )
+    if check is not None:
+        assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def run_json(*args: str, **kwargs):
+    return json.loads(run_cli(*args, "--json", **kwargs).stdout)
+
+
+@pytest.fixture(scope="session")
+def sample_store_template(tmp_path_factory) -> Path:
+    """sample_data ingested, embedded and indexed once with the real models."""
+    root = tmp_path_factory.mktemp("sample") / "store"
+    store = Store(root)
+    with store.writer("test"):
+        report = ingest(store, SAMPLE / "products.csv")
+        assert not report.rejects
+        embed(store)
+        build_index(store)
+    store.close()
+    return root
+
+
+@pytest.fixture
+def sample_store(sample_store_template, tmp_path) -> Path:
+    """A private copy of the sample store that a test may change."""
+    root = tmp_path / "store"
+    shutil.copytree(sample_store_template, root)
+    return root
