@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -41,6 +42,14 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars 
 WaitOpt = Annotated[
     float, typer.Option("--wait", metavar="SECONDS", help="Wait this long for another writer to finish [default: fail at once].")
 ]
+
+
+@app.callback()
+def _setup() -> None:
+    """Library log lines below ERROR are noise next to our own messages and progress."""
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.ERROR)
+    logging.basicConfig(handlers=[handler], format="%(name)s: %(message)s")
 
 
 def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -295,6 +304,46 @@ def eval_(
         err.print(f"[bold red]below threshold:[/bold red] {message}", highlight=False)
     if failed:
         raise typer.Exit(int(ExitCode.BELOW_THRESHOLD))
+
+
+@app.command()
+@_command
+def align(
+    save: Annotated[Optional[Path], typer.Option(help="Also write the trained heads to this file (safetensors).")] = None,
+    load: Annotated[Optional[Path], typer.Option(help="Install heads trained on another store instead of training.")] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    dim: Annotated[int, typer.Option(help="Shared space dimension.")] = 256,
+    val_fraction: Annotated[float, typer.Option(help="Share of products held out for validation.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed for the split, the initialisation and the batches.")] = 0,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = 0.0,
+) -> None:
+    """Train text-image projection heads on this catalog so text queries reach images.
+
+    Example: mmsearch align --save heads.safetensors && mmsearch index
+
+    Without an alignment, text reaches images through a zero-shot bridge (ImageNet
+    class names); run `mmsearch index` after aligning to rebuild the bridged indexes.
+    """
+    from . import align as alignment
+
+    with Store(resolve_store_path(store)).require().writer("align", wait) as st, _progress(quiet or json_out) as progress:
+        if load:
+            bridge = alignment.load(st, load)
+            result: dict[str, Any] = {"loaded": str(load), "metadata": bridge.metadata}
+        else:
+            config = alignment.AlignConfig(dim=dim, epochs=epochs, val_fraction=val_fraction, seed=seed)
+            bridge, report = alignment.train(st, config, progress or None)
+            report.file = str(alignment.install(st, bridge))
+            result = report.__dict__
+        if save:
+            alignment.save_copy(st, save)
+    if json_out:
+        _print_json(result)
+    elif not quiet:
+        out.print_json(data=result)
 
 
 @app.command()

@@ -1,18 +1,19 @@
-"""Index generations: build every modality's vector index and the BM25 index aside,
-then switch readers to them with one atomic rename.
+"""Index generations: build every part (one vector index per modality, the bridged
+cross-modal indexes, BM25) aside, then switch readers to them with one atomic rename.
 
     STORE/indexes/
       CURRENT                  name of the live generation (replaced atomically)
-      gen-<time>/manifest.json per index: backend, space, dim, M, ef_construction, count,
+      gen-<time>/manifest.json per part: backend, space, dim, M, ef_construction, count,
                                model, fingerprint, and size + sha256 of every file
-      gen-<time>/text.hnsw, text.ids.json, image.*, audio.*, lexical/...
+      gen-<time>/text.hnsw, text.ids.json, image.*, audio.*, image_x.*, text_x.*,
+                 lexical/..., the bridge's weights
 
-hnswlib is not safe for concurrent add and query, so nothing is ever modified in
-place: a query process reads CURRENT once and keeps using that generation, and the
-previous generation is kept until the next build so in-flight readers finish on it.
-A modality whose inputs did not change is hard-linked from the live generation, not
-rebuilt; an interrupted build leaves a ``.building-*`` folder whose finished parts the
-next run reuses.
+hnswlib is not safe for concurrent add and query, so nothing is modified in place: a
+query process reads CURRENT once and keeps using that generation, and the previous
+generation is kept until the next build so in-flight readers finish on it. Each part
+has a fingerprint of its inputs; a part whose fingerprint did not change is hard-linked
+from the live generation, and an interrupted build leaves a ``.building-*`` folder whose
+finished parts the next run reuses.
 """
 
 from __future__ import annotations
@@ -22,22 +23,30 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .backends.hnsw import HnswIndex
+from .bridge import AlignedBridge, Bridge, ClipBridge, ZeroShotBridge
 from .catalog import iter_products, product_text
 from .embed import load_vectors, text_hash
-from .encoders import MODALITIES
+from .encoders import MODALITIES, load_encoder
 from .errors import MMSearchError
 from .lexical import LexicalIndex
 from .media import sha256_file
 from .store import Store, write_json_atomic
 
 LEXICAL = "lexical"
+BRIDGE = "bridge"
+#: bridged parts: (part, modality of the items, what queries them)
+BRIDGED = {"image_x": "image", "text_x": "text"}
+
+Item = tuple[str, str, str]  # (product id, media path or "", content hash)
 
 
 @dataclass
@@ -50,27 +59,23 @@ class IndexReport:
     up_to_date: bool = False
 
 
-def index_items(store: Store, modality: str, text_fields: list[str] | None) -> list[tuple[str, str, str]]:
-    """(product id, media path or "", content hash) for every item of ``modality``."""
-    if modality == "text":
-        items = []
-        for row in iter_products(store):
-            text = product_text(row, text_fields)
-            if text:
-                items.append((row["id"], "", text_hash(text)))
-        return items
-    rows = store.db.execute(
-        "SELECT product_id, path, sha256 FROM media WHERE kind=? ORDER BY product_id, position", (modality,)
-    )
-    return [tuple(r) for r in rows]
+@dataclass
+class PartPlan:
+    """What one part of the next generation holds, and how to build it."""
+
+    name: str
+    fingerprint: str
+    count: int
+    build: Callable[[Path], dict[str, Any]]  # writes the part's files, returns its entry
+    missing: int | None = None
 
 
 def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _file_entry(path: Path) -> dict[str, Any]:
-    return {"name": path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}
+def _file_entry(path: Path, name: str | None = None) -> dict[str, Any]:
+    return {"name": name or path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def current_generation(store: Store) -> Path | None:
@@ -87,16 +92,174 @@ def read_generation_manifest(folder: Path) -> dict[str, Any]:
         raise MMSearchError(f"index manifest {folder / 'manifest.json'} is unreadable ({exc}): run `mmsearch index`") from None
 
 
-class _Build:
-    """One index build in a scratch folder, reusing finished parts where it can."""
+# -- planning -------------------------------------------------------------------
+class Planner:
+    """Works out every part of the next generation from the store, cheaply: vectors and
+    models are only loaded by a part's ``build``, which runs only if it must."""
 
     def __init__(self, store: Store, m: int, ef_construction: int):
-        self.store, self.m, self.ef_construction = store, m, ef_construction
+        self.store, self.params = store, {"M": m, "ef_construction": ef_construction}
         self.manifest = store.manifest()
         self.text_fields = self.manifest.get("text_fields")
+        self.models = self.manifest.get("models", {})
+
+    def kept_items(self, modality: str) -> tuple[list[Item], int]:
+        """The items of ``modality`` that have a vector from the current model, and how
+        many still lack one."""
+        model = self.models[modality]
+        items = self._items(modality)
+        have = {
+            h
+            for (h,) in self.store.db.execute(
+                "SELECT content_hash FROM vectors WHERE modality=? AND model=?", (modality, model["id"])
+            )
+        }
+        kept = [item for item in items if item[2] in have]
+        return kept, len(items) - len(kept)
+
+    def _items(self, modality: str) -> list[Item]:
+        if modality == "text":
+            return [(pid, "", text_hash(text)) for pid, text in self.texts.items() if text]
+        rows = self.store.db.execute(
+            "SELECT product_id, path, sha256 FROM media WHERE kind=? ORDER BY product_id, position", (modality,)
+        )
+        return [tuple(r) for r in rows]
+
+    @cached_property
+    def texts(self) -> dict[str, str]:
+        return {row["id"]: product_text(row, self.text_fields) for row in iter_products(self.store)}
+
+    def vectors(self, modality: str, items: list[Item]) -> np.ndarray:
+        # A vector of the wrong length (a damaged catalog.db) must stop the build with the
+        # repair, not with a numpy traceback from np.frombuffer / np.stack below.
+        model = self.models[modality]
+        if model.get("dim"):
+            bad = self.store.db.execute(
+                "SELECT count(*) FROM vectors WHERE modality=? AND model=? AND length(vector) != ?",
+                (modality, model["id"], 4 * model["dim"]),
+            ).fetchone()[0]
+            if bad:
+                raise MMSearchError(
+                    f"{bad} {modality} vectors in catalog.db have the wrong length: "
+                    f"run `mmsearch embed --modality {modality} --rebuild`, then `mmsearch index`"
+                )
+        found = load_vectors(self.store, modality, self.models[modality]["id"], sorted({h for _, _, h in items}))
+        return np.stack([found[h] for _, _, h in items])
+
+    def plans(self) -> list[PartPlan]:
+        plans, kept = [], {}
+        for modality in MODALITIES:
+            if modality not in self.models:
+                continue
+            kept[modality], missing = self.kept_items(modality)
+            if kept[modality]:
+                plans.append(self._vector_plan(modality, kept[modality], missing))
+        if kept.get("image") and kept.get("text"):
+            plans += self._bridge_plans(kept)
+        if self.texts:
+            plans.append(self._lexical_plan())
+        return plans
+
+    def _vector_plan(self, modality: str, items: list[Item], missing: int) -> PartPlan:
+        model = self.models[modality]
+        return PartPlan(
+            modality,
+            _fingerprint(model["id"], self.params, items),
+            len(items),
+            lambda folder: self._write_vectors(folder, modality, items, self.vectors(modality, items), model),
+            missing,
+        )
+
+    def _write_vectors(self, folder: Path, name: str, items: list[Item], vectors: np.ndarray, model: dict[str, Any]) -> dict[str, Any]:
+        index = HnswIndex.build(vectors, m=self.params["M"], ef_construction=self.params["ef_construction"])
+        index_path, ids_path = folder / f"{name}.hnsw", folder / f"{name}.ids.json"
+        for path in (index_path, ids_path):  # may be hard links into the live generation
+            path.unlink(missing_ok=True)
+        index.save(index_path)
+        ids_path.write_text(json.dumps([[pid, key] for pid, key, _ in items]), encoding="utf-8")
+        return {
+            "backend": index.backend,
+            "space": "cosine",
+            "dim": int(vectors.shape[1]),
+            "count": len(items),
+            "model": model,
+            "files": [_file_entry(index_path), _file_entry(ids_path)],
+            **self.params,
+        }
+
+    # -- bridge -------------------------------------------------------------------
+    @cached_property
+    def _alignment_path(self) -> Path | None:
+        alignment = self.manifest.get("alignment")
+        return self.store.root / alignment["file"] if alignment else None
+
+    def bridge_id(self) -> str:
+        """The bridge's identity, known without loading any model."""
+        if self._alignment_path:
+            return f"aligned:{hashlib.sha256(self._alignment_path.read_bytes()).hexdigest()[:16]}"
+        image, text = self.models["image"], self.models["text"]
+        if image["name"].startswith("open_clip:"):
+            return f"open_clip:{image['id']}"
+        return f"zeroshot:{image['id']}|{text['id']}"
+
+    @cached_property
+    def bridge(self) -> Bridge:
+        if self._alignment_path:
+            return AlignedBridge.from_file(self._alignment_path)
+        image_encoder = load_encoder("image", self.models["image"]["name"])
+        if self.models["image"]["name"].startswith("open_clip:"):
+            return ClipBridge(image_encoder)
+        return ZeroShotBridge.build(image_encoder, load_encoder("text", self.models["text"]["name"]))
+
+    def _bridge_plans(self, kept: dict[str, list[Item]]) -> list[PartPlan]:
+        bridge_id = self.bridge_id()
+
+        def write_bridge(folder: Path) -> dict[str, Any]:
+            files = self.bridge.save(folder)
+            return {"kind": self.bridge.kind, "id": bridge_id, "count": 0, "files": [_file_entry(f) for f in files]}
+
+        def bridged(name: str, modality: str) -> PartPlan:
+            items = kept[modality]
+
+            def write(folder: Path) -> dict[str, Any]:
+                vectors = self.vectors(modality, items)
+                if modality == "image":
+                    projected = self.bridge.image_items(vectors)
+                else:
+                    projected = self.bridge.text_items([self.texts[pid] for pid, _, _ in items], vectors)
+                return self._write_vectors(folder, name, items, projected, {"name": self.bridge.kind, "id": bridge_id})
+
+            return PartPlan(name, _fingerprint(bridge_id, self.params, items), len(items), write)
+
+        return [
+            PartPlan(BRIDGE, _fingerprint(bridge_id), 0, write_bridge),
+            *(bridged(name, modality) for name, modality in BRIDGED.items()),
+        ]
+
+    def _lexical_plan(self) -> PartPlan:
+        docs = list(self.texts.items())
+
+        def write(folder: Path) -> dict[str, Any]:
+            target = folder / LEXICAL
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            LexicalIndex.build([text for _, text in docs]).save(target)
+            (target / "ids.json").write_text(json.dumps([pid for pid, _ in docs]), encoding="utf-8")
+            files = [_file_entry(p, f"{LEXICAL}/{p.name}") for p in sorted(target.iterdir())]
+            return {"backend": "bm25s", "count": len(docs), "files": files}
+
+        return PartPlan(LEXICAL, _fingerprint("bm25s", docs), len(docs), write)
+
+
+# -- building ---------------------------------------------------------------------
+class _Build:
+    """One build in a scratch folder, reusing finished parts where it can."""
+
+    def __init__(self, store: Store):
+        self.store = store
         live = current_generation(store)
         self.live = live if live and live.exists() else None
-        self.live_manifest = read_generation_manifest(self.live) if self.live else {"parts": {}}
+        self.live_parts = read_generation_manifest(self.live)["parts"] if self.live else {}
         store.indexes_dir.mkdir(parents=True, exist_ok=True)
         self.folder = self._scratch_folder()
         self.parts: dict[str, Any] = {}
@@ -112,11 +275,11 @@ class _Build:
         folder.mkdir()
         return folder
 
-    def _reuse(self, part: str, fingerprint: str) -> bool:
-        """Take a finished part from this scratch folder or the live generation."""
-        for source, entries in ((self.folder, self._scratch_parts()), (self.live, self.live_manifest["parts"])):
-            entry = entries.get(part) if source else None
-            if not entry or entry["fingerprint"] != fingerprint:
+    def reuse(self, plan: PartPlan) -> bool:
+        """Take a finished part from this scratch folder or from the live generation."""
+        for source, entries in ((self.folder, self._scratch_parts()), (self.live, self.live_parts)):
+            entry = entries.get(plan.name) if source else None
+            if not entry or entry["fingerprint"] != plan.fingerprint:
                 continue
             if source != self.folder:
                 for f in entry["files"]:
@@ -125,7 +288,7 @@ class _Build:
                     target.unlink(missing_ok=True)
                     _link_or_copy_file(source / f["name"], target)
             if all(_file_ok(self.folder, f) for f in entry["files"]):
-                self.parts[part] = entry
+                self.parts[plan.name] = entry
                 return True
             for f in entry["files"]:  # a damaged copy must not be reused, nor written through
                 (self.folder / f["name"]).unlink(missing_ok=True)
@@ -140,9 +303,10 @@ class _Build:
                 continue
         return parts
 
-    def _finish_part(self, part: str, entry: dict[str, Any]) -> None:
-        write_json_atomic(self.folder / f"{part}.done.json", entry)
-        self.parts[part] = entry
+    def build(self, plan: PartPlan) -> None:
+        entry = {**plan.build(self.folder), "fingerprint": plan.fingerprint}
+        write_json_atomic(self.folder / f"{plan.name}.done.json", entry)
+        self.parts[plan.name] = entry
 
 
 def _link_or_copy_file(src: Path, dst: Path) -> None:
@@ -159,101 +323,29 @@ def _file_ok(folder: Path, entry: dict[str, Any]) -> bool:
     return path.is_file() and path.stat().st_size == entry["size"] and sha256_file(path) == entry["sha256"]
 
 
-def plan_vectors(store: Store, modality: str, model_id: str, text_fields: list[str] | None) -> tuple[list[tuple[str, str, str]], int]:
-    """The items an index of ``modality`` holds now (those with a vector from
-    ``model_id``) and how many items still lack one."""
-    items = index_items(store, modality, text_fields)
-    have = {
-        h for (h,) in store.db.execute("SELECT content_hash FROM vectors WHERE modality=? AND model=?", (modality, model_id))
-    }
-    kept = [item for item in items if item[2] in have]
-    return kept, len(items) - len(kept)
-
-
-def vectors_fingerprint(model_id: str, params: dict[str, int], items: list[tuple[str, str, str]]) -> str:
-    return _fingerprint(model_id, params, items)
-
-
-def lexical_docs(store: Store, text_fields: list[str] | None) -> list[tuple[str, str]]:
-    return [(row["id"], product_text(row, text_fields)) for row in iter_products(store)]
-
-
-def lexical_fingerprint(docs: list[tuple[str, str]]) -> str:
-    return _fingerprint("bm25s", docs)
-
-
-def _build_vectors(build: _Build, modality: str, report: IndexReport) -> None:
-    model = build.manifest.get("models", {}).get(modality)
-    if not model:
-        return
-    kept, report.missing[modality] = plan_vectors(build.store, modality, model["id"], build.text_fields)
-    report.counts[modality] = len(kept)
-    if not kept:
-        return
-    params = {"M": build.m, "ef_construction": build.ef_construction}
-    fingerprint = vectors_fingerprint(model["id"], params, kept)
-    if build._reuse(modality, fingerprint):
-        report.reused.append(modality)
-        return
-    started = time.perf_counter()
-    found = load_vectors(build.store, modality, model["id"], sorted({h for _, _, h in kept}))
-    vectors = np.stack([found[h] for _, _, h in kept])
-    index = HnswIndex.build(vectors, m=build.m, ef_construction=build.ef_construction)
-    index_path, ids_path = build.folder / f"{modality}.hnsw", build.folder / f"{modality}.ids.json"
-    for path in (index_path, ids_path):  # may be hard links into the live generation
-        path.unlink(missing_ok=True)
-    index.save(index_path)
-    ids_path.write_text(json.dumps([[pid, key] for pid, key, _ in kept]), encoding="utf-8")
-    build._finish_part(
-        modality,
-        {
-            "backend": index.backend,
-            "space": "cosine",
-            "dim": int(vectors.shape[1]),
-            "count": len(kept),
-            "model": model,
-            "fingerprint": fingerprint,
-            "files": [_file_entry(index_path), _file_entry(ids_path)],
-            **params,
-        },
-    )
-    report.built[modality] = time.perf_counter() - started
-
-
-def _build_lexical(build: _Build, report: IndexReport) -> None:
-    docs = lexical_docs(build.store, build.text_fields)
-    report.counts[LEXICAL] = len(docs)
-    if not docs:
-        return
-    fingerprint = lexical_fingerprint(docs)
-    if build._reuse(LEXICAL, fingerprint):
-        report.reused.append(LEXICAL)
-        return
-    started = time.perf_counter()
-    folder = build.folder / LEXICAL
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    LexicalIndex.build([text for _, text in docs]).save(folder)
-    (folder / "ids.json").write_text(json.dumps([pid for pid, _ in docs]), encoding="utf-8")
-    files = [{**_file_entry(p), "name": f"{LEXICAL}/{p.name}"} for p in sorted(folder.iterdir())]
-    build._finish_part(LEXICAL, {"backend": "bm25s", "count": len(docs), "fingerprint": fingerprint, "files": files})
-    report.built[LEXICAL] = time.perf_counter() - started
-
-
 def build_index(store: Store, m: int = 16, ef_construction: int = 200, progress: Any = None) -> IndexReport:
     """Build (or reuse) every part, then publish the new generation atomically."""
     store.require()
-    build = _Build(store, m, ef_construction)
+    plans = Planner(store, m, ef_construction).plans()
+    build = _Build(store)
     report = IndexReport()
-    task = progress.add_task("index", total=len(MODALITIES) + 1) if progress else None
-    for modality in MODALITIES:
-        _build_vectors(build, modality, report)
+    task = progress.add_task("index", total=len(plans)) if progress else None
+    for plan in plans:
+        report.counts[plan.name] = plan.count
+        if plan.missing is not None:
+            report.missing[plan.name] = plan.missing
+        if build.reuse(plan):
+            report.reused.append(plan.name)
+        else:
+            started = time.perf_counter()
+            build.build(plan)
+            report.built[plan.name] = time.perf_counter() - started
         if progress:
             progress.advance(task)
-    _build_lexical(build, report)
-    if progress:
-        progress.advance(task)
-    if build.live and build.parts == build.live_manifest["parts"]:
+    # Only "up to date" if nothing had to be built: a part rebuilt because the live copy
+    # was damaged (truncated, bit-flipped, deleted) records the same entry as the live
+    # manifest, and must still be published or `mmsearch index` never repairs it.
+    if build.live and not report.built and build.parts == build.live_parts:
         shutil.rmtree(build.folder, ignore_errors=True)
         report.generation, report.up_to_date = build.live.name, True
         return report
@@ -264,10 +356,7 @@ def build_index(store: Store, m: int = 16, ef_construction: int = 200, progress:
 def _publish(store: Store, build: _Build) -> str:
     for done in build.folder.glob("*.done.json"):
         done.unlink()
-    write_json_atomic(
-        build.folder / "manifest.json",
-        {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "text_fields": build.text_fields, "parts": build.parts},
-    )
+    write_json_atomic(build.folder / "manifest.json", {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "parts": build.parts})
     _fsync_tree(build.folder)
     name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 1_000_000:06d}"
     os.replace(build.folder, store.indexes_dir / name)
@@ -286,8 +375,24 @@ def _fsync_tree(folder: Path) -> None:
                 os.fsync(fh.fileno())
 
 
+#: A generation superseded less than this long ago is kept as well as the previous one.
+#: A reader picks its generation once but loads parts lazily (`query` loads its models in
+#: between, seconds), so pruning down to two generations let two quick rebuilds delete
+#: the files under a running query ("index file ... is missing").
+PRUNE_GRACE_SECONDS = 600
+
+
 def _prune_generations(store: Store, keep: set[str]) -> None:
-    """Keep the new and the previous generation (readers may still be on it)."""
-    for gen in store.indexes_dir.glob("gen-*"):
-        if gen.name not in keep:
+    """Keep the new and the previous generation, and any superseded < PRUNE_GRACE_SECONDS ago."""
+
+    def published(gen: Path) -> float:  # manifest.json is written fresh by each publish
+        try:
+            return (gen / "manifest.json").stat().st_mtime
+        except OSError:
+            return 0.0
+
+    gens = sorted(store.indexes_dir.glob("gen-*"), key=published)
+    now = time.time()
+    for gen, successor in zip(gens, gens[1:]):
+        if gen.name not in keep and now - published(successor) >= PRUNE_GRACE_SECONDS:
             shutil.rmtree(gen, ignore_errors=True)

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from .backends.hnsw import HnswIndex
-from .encoders import Encoder, load_encoder
+from .encoders import Encoder, l2_normalize, load_encoder
 from .errors import MMSearchError
 from .fusion import fuse
-from .indexing import LEXICAL, current_generation, read_generation_manifest
+from .bridge import load_bridge
+from .indexing import BRIDGE, LEXICAL, current_generation, read_generation_manifest
 from .lexical import LexicalIndex
 from .media import MediaError, load_audio, load_image, sha256_file
 from .store import Store
@@ -177,6 +178,10 @@ class Searcher:
                 self.parts[name] = None
             elif name == LEXICAL:
                 self.parts[name] = LexicalPart(self.folder, entry)
+            elif name == BRIDGE:
+                _verify(self.folder, entry)
+                image_encoder = self.encoder("image") if entry["kind"] == "open_clip" else None
+                self.parts[name] = load_bridge(self.folder, entry, image_encoder)
             else:
                 self.parts[name] = VectorPart(self.folder, name, entry)
         return self.parts[name]
@@ -188,23 +193,35 @@ class Searcher:
         return self._encoders[modality]
 
     # -- query vectors ---------------------------------------------------------
-    def query_vectors(self, query: Query) -> dict[str, np.ndarray]:
-        """{signal: (n, dim) query vectors} for every dense signal the query reaches."""
-        out: dict[str, np.ndarray] = {}
-        if query.text and self.part("text"):
-            out["text"] = self.encoder("text").encode([query.text])
+    def query_vectors(self, query: Query) -> dict[str, tuple[str, np.ndarray]]:
+        """{signal: (index part, (n, dim) query vectors)} for every dense signal the
+        query reaches. A product modality is reached by the query's own modality when the
+        query has it, else through the bridge (text -> images, image -> product text)."""
+        out: dict[str, tuple[str, np.ndarray]] = {}
+        text_vector = self.encoder("text").encode([query.text]) if query.text and self.part("text") else None
+        image_vector = None
         if query.image and self.part("image"):
-            out["image"] = self.encoder("image").encode([_load_query_media(load_image, query.image)])
+            image_vector = self.encoder("image").encode([_load_query_media(load_image, query.image)])
+        if text_vector is not None:
+            out["text"] = ("text", text_vector)
+        if image_vector is not None:
+            out["image"] = ("image", image_vector)
         if query.audio and self.part("audio"):
-            out["audio"] = self.encoder("audio").encode([_load_query_media(load_audio, query.audio)])
+            out["audio"] = ("audio", self.encoder("audio").encode([_load_query_media(load_audio, query.audio)]))
+        bridge = self.part(BRIDGE)
+        if bridge is not None:
+            if "image" not in out and text_vector is not None:
+                out["image"] = ("image_x", bridge.text_query(query.text, text_vector))
+            if "text" not in out and image_vector is not None:
+                out["text"] = ("text_x", bridge.image_items(image_vector))
         if query.like:
             if self.store.db.execute("SELECT 1 FROM products WHERE id=?", (query.like,)).fetchone() is None:
                 raise MMSearchError(f"--like {query.like!r}: no such product in the store")
             for name in ("text", "image", "audio"):
                 part = self.part(name)
                 if part and query.like in part.labels and name not in out:
-                    out[name] = part.index.vectors(np.array(part.labels[query.like]))
-        return out
+                    out[name] = (name, part.index.vectors(np.array(part.labels[query.like])))
+        return {signal: (part, l2_normalize(v)) for signal, (part, v) in out.items()}
 
     def _allowed(self, filters: Filters | None) -> set[str] | None:
         if filters is None:
@@ -246,8 +263,8 @@ class Searcher:
         if use_lexical:
             found, lexical_scores = self.part(LEXICAL).candidates_and_scores(query.text, n, allowed)
             candidates |= found
-        for name, q in vectors.items():
-            part = self.part(name)
+        for part_name, q in vectors.values():
+            part = self.part(part_name)
             candidates |= part.candidates(q, n + (1 if query.like else 0), part.allowed_labels(allowed))
         candidates.discard(query.like)
         rows = self._rows(candidates)  # a product removed since the index was built is dropped here
@@ -256,8 +273,8 @@ class Searcher:
         if lexical_scores is not None:
             lex = self.part(LEXICAL)
             signal_scores[LEXICAL] = {p: float(lexical_scores[lex.position[p]]) for p in candidates if p in lex.position}
-        for name, q in vectors.items():
-            signal_scores[name] = self.part(name).score(q, candidates)
+        for signal, (part_name, q) in vectors.items():
+            signal_scores[signal] = self.part(part_name).score(q, candidates)
         fused = fuse(signal_scores, fusion, weights)
         top = sorted(fused, key=lambda p: (-fused[p], p))[:k]
         return [

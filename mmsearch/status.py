@@ -6,15 +6,7 @@ from typing import Any
 
 from .embed import wanted_items
 from .encoders import MODALITIES
-from .indexing import (
-    LEXICAL,
-    current_generation,
-    lexical_docs,
-    lexical_fingerprint,
-    plan_vectors,
-    read_generation_manifest,
-    vectors_fingerprint,
-)
+from .indexing import BRIDGE, LEXICAL, Planner, current_generation, read_generation_manifest
 from .errors import MMSearchError
 from .store import Store
 
@@ -46,7 +38,7 @@ def store_status(store: Store) -> dict[str, Any]:
         "media": {"image": media.get("image", 0), "audio": media.get("audio", 0)},
         "text_fields": text_fields,
         "modalities": modalities,
-        "index": _index_status(store, models, text_fields, {m: v["vectors"] for m, v in modalities.items()}),
+        "index": _index_status(store),
     }
 
 
@@ -55,33 +47,30 @@ def _hashes(store: Store, table: str, modality: str, model: str) -> set[str]:
     return {h for (h,) in rows}
 
 
-def _index_status(
-    store: Store, models: dict[str, Any], text_fields: list[str] | None, vector_counts: dict[str, int]
-) -> dict[str, Any]:
+def _index_status(store: Store) -> dict[str, Any]:
     folder = current_generation(store)
     if folder is None or not folder.exists():
         return {"generation": None, "parts": {}, "stale": True}
-    gen = read_generation_manifest(folder)
-    parts = {}
-    for name, entry in gen["parts"].items():
-        if name == LEXICAL:
-            current = lexical_fingerprint(lexical_docs(store, text_fields))
-        else:
-            model = models.get(name)
-            params = {"M": entry["M"], "ef_construction": entry["ef_construction"]}
-            current = vectors_fingerprint(model["id"], params, plan_vectors(store, name, model["id"], text_fields)[0]) if model else ""
-        parts[name] = {
+    parts = read_generation_manifest(folder)["parts"]
+    any_part = next(iter(parts.values()), {})
+    planner = Planner(store, any_part.get("M", 16), any_part.get("ef_construction", 200))
+    expected = {plan.name: plan.fingerprint for plan in planner.plans()}
+    out = {
+        name: {
             "count": entry["count"],
             "dim": entry.get("dim"),
-            "model": entry.get("model", {}).get("name"),
-            "stale": current != entry["fingerprint"],
+            "model": entry.get("model", {}).get("name") or entry.get("kind"),
+            "stale": expected.get(name) != entry["fingerprint"],
         }
-    missing = [m for m, n in vector_counts.items() if n and m not in parts]
+        for name, entry in parts.items()
+    }
+    missing = [name for name in expected if name not in parts]
     return {
         "generation": folder.name,
-        "created": gen.get("created"),
-        "parts": parts,
-        "stale": any(p["stale"] for p in parts.values()) or bool(missing),
+        "created": read_generation_manifest(folder).get("created"),
+        "parts": out,
+        "missing_parts": missing,
+        "stale": any(p["stale"] for p in out.values()) or bool(missing),
     }
 
 
@@ -121,6 +110,8 @@ def verify_store(store: Store, info: dict[str, Any]) -> list[str]:
         except MMSearchError as exc:
             problems.append(str(exc))
             continue
+        if name == BRIDGE:
+            continue  # weights only: checked against their checksums when loaded above
         indexed = set(part.ids) if name == LEXICAL else set(part.labels)
         if name != LEXICAL and part.index.count != searcher.manifest["parts"][name]["count"]:
             problems.append(f"{name} index holds {part.index.count} vectors, its manifest says otherwise: run `mmsearch index`")
@@ -128,6 +119,5 @@ def verify_store(store: Store, info: dict[str, Any]) -> list[str]:
             problems.append(f"{name} index holds {len(indexed - products)} products no longer in the catalog: run `mmsearch index`")
         if index["parts"][name]["stale"]:
             problems.append(f"{name} index is older than the catalog or the vectors: run `mmsearch index`")
-    missing = [m for m, v in info["modalities"].items() if v["vectors"] and m not in index["parts"]]
-    problems += [f"{m} vectors exist but have no index: run `mmsearch index`" for m in missing]
+    problems += [f"the index has no {name} part yet: run `mmsearch index`" for name in index["missing_parts"]]
     return problems

@@ -166,7 +166,10 @@ class Store:
             return json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise MMSearchError(
-                f"{self.manifest_path} is unreadable ({exc}): run `mmsearch embed` to rewrite it"
+                # `embed` reads this file too, so it cannot rewrite it in place: the repair
+                # is to remove it first (vectors are kept, keyed by model id).
+                f"{self.manifest_path} is unreadable ({exc}): delete it and run `mmsearch embed` to rewrite it "
+                "(with the same --text-fields and --*-model options as before, if any)"
             ) from exc
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Encoders turn one modality's items into L2-normalised float32 vectors.
+"""Encoders turn one modality's items into float32 vectors compared by cosine.
 
 An encoder is anything with the ``Encoder`` shape below; ``load_encoder`` picks one from
 a spec string so that adding a model is one new module plus one line in ``_FACTORIES``.
@@ -34,7 +34,8 @@ class Encoder(Protocol):
     dim: int
 
     def encode(self, items: Sequence[Any]) -> np.ndarray:
-        """(n, dim) float32, rows L2-normalised."""
+        """(n, dim) float32. Only direction matters (indexes use cosine); the image
+        encoder keeps raw features so its ImageNet head can be applied to them later."""
         ...
 
 
@@ -51,6 +52,10 @@ def _text(spec: str | None) -> Encoder:
 
 
 def _image(spec: str | None) -> Encoder:
+    if spec and spec.startswith("open_clip:"):
+        from .clip import OpenClipEncoder
+
+        return OpenClipEncoder(spec)
     from .image import EfficientNetEncoder
 
     return EfficientNetEncoder(spec)

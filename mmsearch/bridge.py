@@ -1,0 +1,187 @@
+"""Bridges between text and images: how a text query reaches product images and an
+image query reaches product text.
+
+A bridge maps both sides into one shared space. Three kinds, chosen in this order:
+
+- ``aligned``: projection heads that `mmsearch align` trained on the catalog's own
+  (image, text) pairs (see align.py).
+- ``open_clip``: the image model is CLIP, whose text tower already shares its space.
+- ``zeroshot``: no training, no CLIP: an image becomes the probability-weighted mean of
+  the text embeddings of "a photo of a <ImageNet class>", using EfficientNet's own
+  ImageNet head on the stored features. Text stays in the text model's space.
+
+Bridged vectors are derived from stored vectors at index time (parts ``image_x`` and
+``text_x``); what the query side needs is saved in the index generation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_arrays
+from safetensors.numpy import save_file as save_arrays
+
+from .encoders import Encoder, l2_normalize
+
+ZEROSHOT_PROMPT = "a photo of a {}"
+
+
+class Bridge(Protocol):
+    kind: str
+    #: changes whenever what the bridge computes changes (part of index fingerprints)
+    id: str
+
+    def image_items(self, image_vectors: np.ndarray) -> np.ndarray: ...
+
+    def text_items(self, texts: list[str], text_vectors: np.ndarray) -> np.ndarray: ...
+
+    def text_query(self, text: str, text_vector: np.ndarray) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> list[Path]:
+        """Write what the query side needs into an index generation."""
+        ...
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class ZeroShotBridge:
+    kind = "zeroshot"
+    FILE = "zeroshot.safetensors"
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, labels: np.ndarray, id: str):
+        self.weight, self.bias, self.labels, self.id = weight, bias, labels, id
+
+    @classmethod
+    def build(cls, image_encoder: Encoder, text_encoder: Encoder) -> "ZeroShotBridge":
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo()
+        prompts = [ZEROSHOT_PROMPT.format(info.index_to_description(i)) for i in range(info.num_classes())]
+        weight, bias = image_encoder.classifier()
+        labels = l2_normalize(text_encoder.encode(prompts))
+        return cls(weight, bias, labels, f"zeroshot:{image_encoder.id}|{text_encoder.id}")
+
+    def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
+        probs = _softmax(image_vectors @ self.weight.T + self.bias)
+        return l2_normalize(probs @ self.labels)
+
+    def text_items(self, texts: list[str], text_vectors: np.ndarray) -> np.ndarray:
+        return l2_normalize(text_vectors)
+
+    def text_query(self, text: str, text_vector: np.ndarray) -> np.ndarray:
+        return l2_normalize(text_vector)
+
+    def save(self, folder: Path) -> list[Path]:
+        path = folder / self.FILE
+        save_arrays({"weight": self.weight, "bias": self.bias, "labels": self.labels}, str(path), {"id": self.id})
+        return [path]
+
+    @classmethod
+    def load(cls, folder: Path, entry: dict[str, Any]) -> "ZeroShotBridge":
+        arrays = load_arrays(str(folder / cls.FILE))
+        return cls(arrays["weight"], arrays["bias"], arrays["labels"], entry["id"])
+
+
+class ProjectionHead(torch.nn.Module):
+    """Two-layer MLP from a frozen encoder's space into the shared space."""
+
+    def __init__(self, dim_in: int, hidden: int, dim_out: int):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(dim_in, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, dim_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.net(torch.nn.functional.normalize(x, dim=-1)), dim=-1)
+
+
+class AlignedBridge:
+    kind = "aligned"
+    FILE = "alignment.safetensors"
+
+    def __init__(self, image_head: ProjectionHead, text_head: ProjectionHead, metadata: dict[str, str], id: str):
+        self.image_head, self.text_head, self.metadata, self.id = image_head.eval(), text_head.eval(), metadata, id
+
+    @staticmethod
+    def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
+
+    @classmethod
+    def from_file(cls, path: Path) -> "AlignedBridge":
+        tensors, meta = cls.read(path)
+        heads = []
+        for side in ("image", "text"):
+            state = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(side + ".")}
+            head = ProjectionHead(int(meta[f"{side}_dim"]), int(meta["hidden"]), int(meta["dim"]))
+            head.load_state_dict(state)
+            heads.append(head)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return cls(heads[0], heads[1], meta, f"aligned:{digest}")
+
+    @torch.inference_mode()
+    def _project(self, head: ProjectionHead, x: np.ndarray) -> np.ndarray:
+        return head(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
+
+    def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
+        return self._project(self.image_head, image_vectors)
+
+    def text_items(self, texts: list[str], text_vectors: np.ndarray) -> np.ndarray:
+        return self._project(self.text_head, text_vectors)
+
+    def text_query(self, text: str, text_vector: np.ndarray) -> np.ndarray:
+        return self._project(self.text_head, text_vector)
+
+    def save(self, folder: Path) -> list[Path]:
+        from safetensors.torch import save_file
+
+        path = folder / self.FILE
+        tensors = {f"image.{k}": v for k, v in self.image_head.state_dict().items()}
+        tensors |= {f"text.{k}": v for k, v in self.text_head.state_dict().items()}
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), self.metadata)
+        return [path]
+
+    @classmethod
+    def load(cls, folder: Path, entry: dict[str, Any]) -> "AlignedBridge":
+        bridge = cls.from_file(folder / cls.FILE)
+        bridge.id = entry["id"]
+        return bridge
+
+
+class ClipBridge:
+    """open_clip's own text tower: text and images already share CLIP's space."""
+
+    kind = "open_clip"
+
+    def __init__(self, image_encoder: Any):
+        self.encoder = image_encoder
+        self.id = f"open_clip:{image_encoder.id}"
+
+    def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
+        return l2_normalize(image_vectors)
+
+    def text_items(self, texts: list[str], text_vectors: np.ndarray) -> np.ndarray:
+        return self.encoder.encode_text(texts)
+
+    def text_query(self, text: str, text_vector: np.ndarray) -> np.ndarray:
+        return self.encoder.encode_text([text])
+
+    def save(self, folder: Path) -> list[Path]:
+        return []
+
+
+def load_bridge(folder: Path, entry: dict[str, Any], image_encoder: Any) -> Bridge:
+    """The bridge an index generation was built with (``image_encoder`` only for CLIP)."""
+    if entry["kind"] == ZeroShotBridge.kind:
+        return ZeroShotBridge.load(folder, entry)
+    if entry["kind"] == AlignedBridge.kind:
+        return AlignedBridge.load(folder, entry)
+    return ClipBridge(image_encoder)
