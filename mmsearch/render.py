@@ -63,7 +63,9 @@ def results(console: Console, results: list[Result]) -> None:
     signals = list(results[0].scores) if results else []
     table = Table()
     for name in ("rank", "id", "title", "category", "price", "score", *signals):
-        table.add_column(name, justify="right" if name not in ("id", "title", "category") else "left")
+        table.add_column(
+            name, justify="right" if name not in ("id", "title", "category") else "left", min_width=24 if name == "title" else None
+        )
     for r in results:
         table.add_row(
             str(r.rank),
