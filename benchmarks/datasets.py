@@ -1,0 +1,128 @@
+"""Eval-set builders: turn the real data in ../shared/data into mmsearch catalogs,
+queries and graded qrels. Pure functions over rows, so they are tested on tiny slices.
+
+Only the ``train`` and ``dev`` splits are ever read: ``test`` is held out.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+ALLOWED_SPLITS = ("train", "dev")
+ATTRIBUTES = ("articleType", "baseColour", "gender", "usage")
+GENDER_WORDS = {"Men": "men", "Women": "women", "Boys": "boys", "Girls": "girls", "Unisex": "unisex"}
+CATALOG_COLUMNS = ["id", "title", "category", "brand", "image", "gender", "baseColour", "usage", "season", "masterCategory", "subCategory"]
+
+
+@dataclass
+class EvalSet:
+    """queries.csv and qrels.csv rows for one protocol."""
+
+    name: str
+    queries: list[dict[str, str]]
+    qrels: list[tuple[str, str, int]]
+
+
+def only_allowed(rows: Iterable[dict[str, str]], splits: Iterable[str]) -> list[dict[str, str]]:
+    splits = set(splits)
+    if not splits <= set(ALLOWED_SPLITS):
+        raise ValueError(f"splits {sorted(splits)}: only {ALLOWED_SPLITS} may be used; test is held out")
+    return [r for r in rows if r["split"] in splits]
+
+
+def myntra_catalog(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Catalog rows: category = articleType; brand = the title's first word (Myntra
+    titles start with the brand; there is no brand column); the rest are attributes."""
+    return [
+        {
+            "id": r["id"],
+            "title": r["title"],
+            "category": r["articleType"],
+            "brand": r["title"].split()[0] if r["title"] else "",
+            "image": r["image"],
+            "gender": r["gender"],
+            "baseColour": r["baseColour"],
+            "usage": r["usage"],
+            "season": r["season"],
+            "masterCategory": r["masterCategory"],
+            "subCategory": r["subCategory"],
+        }
+        for r in rows
+    ]
+
+
+def attribute_query(article: str, colour: str, gender: str, usage: str) -> str:
+    """"casual black handbags for women": usage, colour, article type, gender."""
+    words = [usage.lower() if usage else "", colour.lower(), article.lower()]
+    text = " ".join(w for w in words if w)
+    return f"{text} for {GENDER_WORDS[gender]}" if gender in GENDER_WORDS else text
+
+
+def attribute_queries(rows: list[dict[str, str]], n: int, seed: int = 0) -> EvalSet:
+    """Text -> product. Queries are distinct (articleType, colour, gender, usage)
+    combinations of catalog products, sampled with a seed. A product is relevant only if
+    its articleType matches; its grade is the number of the four attributes that match
+    (1 = article type only ... 4 = all four)."""
+    combos = sorted({tuple(r[a] for a in ATTRIBUTES) for r in rows if r["articleType"] and r["baseColour"]})
+    random.Random(seed).shuffle(combos)
+    queries, qrels = [], []
+    by_article: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_article.setdefault(r["articleType"], []).append(r)
+    for i, combo in enumerate(combos[:n]):
+        qid = f"attr{i:04d}"
+        queries.append({"query_id": qid, "text": attribute_query(*combo)})
+        for r in by_article[combo[0]]:
+            grade = sum(r[a] == v for a, v in zip(ATTRIBUTES, combo))
+            qrels.append((qid, r["id"], grade))
+    return EvalSet("attributes", queries, qrels)
+
+
+def known_item_queries(rows: list[dict[str, str]]) -> EvalSet:
+    """Text -> image known item: the title is the query, only that product is relevant."""
+    queries = [{"query_id": f"ki{r['id']}", "text": r["title"]} for r in rows if r["title"]]
+    return EvalSet("known_item", queries, [(q["query_id"], q["query_id"][2:], 1) for q in queries])
+
+
+def photo_queries(rows: list[dict[str, str]], photo_root: Path) -> tuple[EvalSet, EvalSet]:
+    """Image -> product: a product's 512-px photo against a store of 60x80 thumbnails.
+    Exact: the product itself is relevant. Category: every other product of the same
+    articleType is relevant (grade 1) and the product itself is listed with grade 0, so
+    finding it neither helps nor hurts."""
+    with_photo = [r for r in rows if r["photo"]]
+    queries = [{"query_id": f"ph{r['id']}", "image": str(photo_root / r["photo"])} for r in with_photo]
+    exact = [(f"ph{r['id']}", r["id"], 1) for r in with_photo]
+    by_article: dict[str, list[str]] = {}
+    for r in rows:
+        by_article.setdefault(r["articleType"], []).append(r["id"])
+    category = [
+        (f"ph{r['id']}", other, 0 if other == r["id"] else 1) for r in with_photo for other in by_article[r["articleType"]]
+    ]
+    return EvalSet("photo_exact", queries, exact), EvalSet("photo_category", queries, category)
+
+
+def fsdd_speaker_split(
+    clips: list[dict[str, str]], speaker: str, root: Path, takes_per_digit: int = 10
+) -> tuple[list[dict[str, str]], EvalSet]:
+    """Audio -> audio for one query speaker: the catalog is every other speaker's clips;
+    the queries are ``takes_per_digit`` of this speaker's clips per digit; relevant =
+    catalog clips of the same digit. The title carries no digit, so only audio can match."""
+    catalog = [
+        {"id": c["file"].rsplit("/", 1)[-1].removesuffix(".wav"), "title": f"recording by {c['speaker']}", "audio": c["file"], "speaker": c["speaker"], "digit": c["digit"]}
+        for c in clips
+        if c["speaker"] != speaker
+    ]
+    mine = sorted((c for c in clips if c["speaker"] == speaker), key=lambda c: (int(c["digit"]), int(c["take"])))
+    per_digit: dict[str, list[dict[str, str]]] = {}
+    for c in mine:
+        per_digit.setdefault(c["digit"], []).append(c)
+    queries, qrels = [], []
+    for digit, takes in sorted(per_digit.items()):
+        for c in takes[:takes_per_digit]:
+            qid = f"{speaker}-{digit}-{c['take']}"
+            queries.append({"query_id": qid, "audio": str(root / c["file"]), "modality": "audio"})
+            qrels += [(qid, p["id"], 1) for p in catalog if p["digit"] == digit]
+    return catalog, EvalSet(f"fsdd_{speaker}", queries, qrels)

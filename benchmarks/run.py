@@ -1,0 +1,309 @@
+"""One command for every benchmark: `python -m benchmarks.run [--limit N]`.
+
+Builds eval sets from ../shared/data (train and dev splits only), runs them through
+the real CLI (`python -m mmsearch ...`, so the product's own evaluator is exercised)
+and the library, and writes benchmarks/results/results.{md,json}. Scratch stores and
+CSVs go to benchmarks/work/ (git-ignored). Exits 0 with a message when ../shared is
+absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import datasets
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+WORK = REPO / "benchmarks" / "work"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+# -- running the CLI --------------------------------------------------------------
+def mmsearch(store: Path, *args: str, expect: tuple[int, ...] = (0,)) -> tuple[dict | list | None, float, int]:
+    """Run `python -m mmsearch ARGS --json`; return (parsed JSON, wall seconds, peak RSS MiB)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmsearch", *args, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MMSEARCH_STORE": str(store)},
+    )
+    stdout, stderr = proc.communicate()
+    seconds = time.perf_counter() - started
+    if proc.returncode not in expect:
+        raise RuntimeError(f"mmsearch {' '.join(args)} exited {proc.returncode}: {stderr.strip()[-2000:]}")
+    return (json.loads(stdout) if stdout.strip() else None), seconds, proc.returncode
+
+
+def timed_with_peak_memory(store: Path, *args: str) -> tuple[dict, float, float]:
+    """Like mmsearch() but also the child's peak resident memory (MiB), via wait4."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmsearch", *args, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "MMSEARCH_STORE": str(store)},
+    )
+    stdout = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode not in (0, 3):
+        raise RuntimeError(f"mmsearch {' '.join(args)} exited {proc.returncode}")
+    return json.loads(stdout), seconds, usage.ru_maxrss / 1024
+
+
+def write_csv(path: Path, header: list[str], rows: list[Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([row.get(h, "") for h in header] if isinstance(row, dict) else row)
+    return path
+
+
+def write_eval_set(folder: Path, es: datasets.EvalSet) -> tuple[Path, Path]:
+    header = ["query_id", "text", "image", "audio", "modality"]
+    return (
+        write_csv(folder / f"{es.name}.queries.csv", header, es.queries),
+        write_csv(folder / f"{es.name}.qrels.csv", ["query_id", "product_id", "relevance"], es.qrels),
+    )
+
+
+def evaluate(store: Path, es_files: tuple[Path, Path], *extra: str) -> dict[str, Any]:
+    queries, qrels = es_files
+    report, _, _ = mmsearch(store, "eval", "--queries", str(queries), "--qrels", str(qrels), *extra)
+    return report
+
+
+def du_mib(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+# -- the benchmarks ----------------------------------------------------------------
+def build_store(store: Path, catalog: Path, media_dir: Path, results: dict, key: str) -> None:
+    """Ingest, embed and index a fresh store, recording throughput, memory and time."""
+    shutil.rmtree(store, ignore_errors=True)
+    _, ingest_s, _ = mmsearch(store, "ingest", str(catalog), "--media-dir", str(media_dir), expect=(0, 3))
+    embed, embed_s, embed_mib = timed_with_peak_memory(store, "embed")
+    index, index_s, index_mib = timed_with_peak_memory(store, "index")
+    gen = store / "indexes" / (store / "indexes" / "CURRENT").read_text().strip()
+    _, reembed_s, _ = mmsearch(store, "embed")
+    _, reindex_s, _ = mmsearch(store, "index")
+    results[key] = {
+        "ingest_s": ingest_s,
+        "embed": {m: {"items": r["embedded"], "seconds": r["seconds"], "per_second": r["per_second"]} for m, r in embed["modalities"].items()},
+        "embed_wall_s": embed_s,
+        "embed_peak_rss_mib": embed_mib,
+        "index_parts_s": index["built"],
+        "index_wall_s": index_s,
+        "index_peak_rss_mib": index_mib,
+        "index_size_mib": du_mib(gen),
+        "rerun_embed_s": reembed_s,
+        "rerun_index_s": reindex_s,
+    }
+
+
+def myntra(data: Path, limit: int | None, results: dict) -> None:
+    root = data / "myntra"
+    rows = list(csv.DictReader(open(root / "products.csv", encoding="utf-8")))
+    train = datasets.only_allowed(rows, ["train"])[:limit]
+    dev = datasets.only_allowed(rows, ["dev"])[:limit]
+    work = WORK / "myntra"
+    header = datasets.CATALOG_COLUMNS
+    train_store, dev_store = work / "train-store", work / "dev-store"
+    print(f"myntra: train store ({len(train)} products)", flush=True)
+    build_store(train_store, write_csv(work / "train.csv", header, datasets.myntra_catalog(train)), root, results, "myntra_train_store")
+    print(f"myntra: dev store ({len(dev)} products)", flush=True)
+    build_store(dev_store, write_csv(work / "dev.csv", header, datasets.myntra_catalog(dev)), root, results, "myntra_dev_store")
+
+    sets = {
+        "attributes": datasets.attribute_queries(dev, n=300),
+        "known_item": datasets.known_item_queries(dev),
+    }
+    sets["photo_exact"], sets["photo_category"] = datasets.photo_queries(dev, root)
+    files = {name: write_eval_set(work / "sets", es) for name, es in sets.items()}
+    quality: dict[str, Any] = {"queries": {name: len(es.queries) for name, es in sets.items()}}
+    print("myntra: quality with the zero-shot bridge", flush=True)
+    quality["zeroshot"] = _quality_runs(dev_store, files)
+
+    print("myntra: align on the train store, load into the dev store", flush=True)
+    heads = work / "heads.safetensors"
+    align, align_s, align_mib = timed_with_peak_memory(train_store, "align", "--save", str(heads))
+    results["align"] = {**align, "wall_s": align_s, "peak_rss_mib": align_mib}
+    mmsearch(dev_store, "align", "--load", str(heads))
+    mmsearch(dev_store, "index")
+    quality["aligned"] = _quality_runs(dev_store, files)
+    results["myntra_quality"] = quality
+    results["speed"] = speed(train_store, dev, root, data)
+
+
+def _quality_runs(store: Path, files: dict[str, tuple[Path, Path]]) -> dict[str, Any]:
+    attrs = {
+        config: evaluate(store, files["attributes"], *flags)
+        for config, flags in {
+            "bm25": ["--modality", "lexical"],
+            "dense_text": ["--modality", "text"],
+            "image_only": ["--modality", "image"],
+            "fused": [],
+            "fused_without_image": ["--modality", "lexical,text"],
+        }.items()
+    }
+    return {
+        "attributes": attrs,
+        "known_item": evaluate(store, files["known_item"], "--modality", "image", "-k", "1", "-k", "10"),
+        "photo_exact": evaluate(store, files["photo_exact"], "--modality", "image", "-k", "1", "-k", "10"),
+        "photo_category": evaluate(store, files["photo_category"], "--modality", "image", "-k", "10"),
+    }
+
+
+def speed(store_path: Path, dev: list[dict[str, str]], root: Path, data: Path) -> dict[str, Any]:
+    """Latency in-process and cold, HNSW recall vs exact, mmsearch vs raw hnswlib vs numpy."""
+    from mmsearch import Query, Searcher, Store
+    from mmsearch.media import load_image
+
+    wands = [line.split("\t")[1] for line in (data / "wands" / "queries.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    searcher = Searcher(Store(store_path))
+    searcher.search(Query(text="warm up"), k=10)
+    latencies = []
+    for text in wands:
+        started = time.perf_counter()
+        searcher.search(Query(text=text), k=10)
+        latencies.append(time.perf_counter() - started)
+    lat = np.array(latencies) * 1000
+    cold = [mmsearch(store_path, "query", text, "-k", "10")[1] * 1000 for text in wands[:5]]
+
+    out: dict[str, Any] = {
+        "queries": len(wands),
+        "in_process_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
+        "cold_process_ms": {"p50": float(np.median(cold)), "runs": len(cold)},
+    }
+    text_queries = searcher.encoder("text").encode(wands)
+    image_queries = searcher.encoder("image").encode([load_image(root / r["image"]) for r in dev[:200]])
+    for name, queries in (("text", text_queries), ("image", image_queries)):
+        out[f"{name}_search"] = _search_paths(searcher, name, queries)
+    return out
+
+
+def _search_paths(searcher: Any, name: str, queries: np.ndarray, k: int = 10) -> dict[str, Any]:
+    part = searcher.part(name)
+    index = part.index
+    vectors = index.vectors(np.arange(index.count))
+    unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+    def per_query_ms(fn) -> float:
+        started = time.perf_counter()
+        for q in unit:
+            fn(q)
+        return (time.perf_counter() - started) / len(unit) * 1000
+
+    exact = [set(np.argsort(-(vectors @ q))[:k]) for q in unit]
+    index.index.set_ef(index.ef_search)
+    approx = [set(index.index.knn_query(q, k=k)[0][0]) for q in unit]
+    raw_ms = per_query_ms(lambda q: index.index.knn_query(q, k=k))
+    numpy_ms = per_query_ms(lambda q: np.argpartition(-(vectors @ q), k)[:k])
+    mmsearch_ms = per_query_ms(lambda q: part.score(q[None], part.candidates(q[None], k, None)))
+    return {
+        "items": int(index.count),
+        "dim": int(vectors.shape[1]),
+        "hnsw_recall@10_vs_exact": float(np.mean([len(a & e) / k for a, e in zip(approx, exact)])),
+        "raw_hnswlib_ms": raw_ms,
+        "numpy_exact_ms": numpy_ms,
+        "mmsearch_path_ms": mmsearch_ms,
+        "mmsearch_over_hnswlib": mmsearch_ms / raw_ms,
+        "numpy_over_hnswlib": numpy_ms / raw_ms,
+    }
+
+
+def fsdd(data: Path, results: dict) -> None:
+    """Audio -> audio per held-out speaker; one full store embedded once, then each
+    speaker's store is a copy re-ingested with --prune (so embed does no work)."""
+    root = data / "fsdd"
+    clips = datasets.only_allowed(list(csv.DictReader(open(root / "clips.csv", encoding="utf-8"))), ["train", "dev"])
+    speakers = sorted({c["speaker"] for c in clips})
+    work = WORK / "fsdd"
+    full = work / "all-store"
+    everything = [{"id": c["file"].rsplit("/", 1)[-1].removesuffix(".wav"), "title": f"recording by {c['speaker']}", "audio": c["file"]} for c in clips]
+    print(f"fsdd: embedding {len(everything)} clips", flush=True)
+    shutil.rmtree(full, ignore_errors=True)
+    mmsearch(full, "ingest", str(write_csv(work / "all.csv", ["id", "title", "audio"], everything)), "--media-dir", str(root))
+    embed, embed_s, embed_mib = timed_with_peak_memory(full, "embed", "--modality", "audio")
+    per_speaker = {}
+    for speaker in speakers:
+        catalog, es = datasets.fsdd_speaker_split(clips, speaker, root)
+        store = work / f"store-{speaker}"
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.copytree(full, store)
+        csv_path = write_csv(work / f"{speaker}.csv", ["id", "title", "audio"], catalog)
+        mmsearch(store, "ingest", str(csv_path), "--media-dir", str(root), "--prune")
+        mmsearch(store, "embed", "--modality", "audio")
+        mmsearch(store, "index")
+        per_speaker[speaker] = evaluate(store, write_eval_set(work / "sets", es), "-k", "10")["metrics"]
+        shutil.rmtree(store)
+    results["fsdd"] = {
+        "encoders": {
+            "librosa-mfcc": {
+                "map": float(np.mean([m["map"] for m in per_speaker.values()])),
+                "precision@10": float(np.mean([m["precision@10"] for m in per_speaker.values()])),
+                "per_speaker": per_speaker,
+            }
+        },
+        "clips_per_second": embed["modalities"]["audio"]["per_second"],
+        "embed_peak_rss_mib": embed_mib,
+        "clips": len(everything),
+    }
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1), "python": platform.python_version(), "torch": torch.__version__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("MMSEARCH_BENCH_DATA", DEFAULT_DATA)))
+    parser.add_argument("--limit", type=int, default=None, help="products per split (quick runs)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--only", choices=["myntra", "fsdd"], default=None)
+    args = parser.parse_args(argv)
+    if not (args.data / "myntra" / "products.csv").exists():
+        print(f"benchmarks skipped: no data at {args.data} (expected ../shared/data beside the repo)")
+        return 0
+    random.seed(0)
+    results: dict[str, Any] = {"machine": machine(), "limit": args.limit, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    started = time.perf_counter()
+    if args.only in (None, "myntra"):
+        myntra(args.data, args.limit, results)
+    if args.only in (None, "fsdd"):
+        fsdd(args.data, results)
+    results["total_s"] = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    from .report import markdown
+
+    (args.out / "results.md").write_text(markdown(results), encoding="utf-8")
+    print((args.out / "results.md").read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
