@@ -162,6 +162,7 @@ def _quality_runs(store: Path, files: dict[str, tuple[Path, Path]]) -> dict[str,
             "dense_text": ["--modality", "text"],
             "image_only": ["--modality", "image"],
             "fused": [],
+            "fused_image_weight_0.5": ["--weight", "image=0.5"],
             "fused_without_image": ["--modality", "lexical,text"],
         }.items()
     }

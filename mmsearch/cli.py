@@ -204,6 +204,13 @@ def index(
         render.index_report(out, report)
 
 
+def _weights(items: list[str]) -> dict[str, float]:
+    try:
+        return {signal: float(w) for signal, w in _pairs(items, "--weight").items()}
+    except ValueError:
+        raise MMSearchError(f"--weight {items}: weights must be numbers, e.g. --weight image=0.5") from None
+
+
 def _filters(category: str | None, brand: str | None, min_price: float | None, max_price: float | None, where: list[str]):
     from .search import Filters
 
@@ -216,6 +223,7 @@ MinPriceOpt = Annotated[Optional[float], typer.Option(help="Only products priced
 MaxPriceOpt = Annotated[Optional[float], typer.Option(help="Only products priced at most this.")]
 WhereOpt = Annotated[list[str], typer.Option("--where", metavar="COLUMN=VALUE", help="Only products whose COLUMN equals VALUE (repeatable).")]
 FusionOpt = Annotated[str, typer.Option(help="How signals are combined: rrf or weighted.")]
+WeightOpt = Annotated[list[str], typer.Option("--weight", metavar="SIGNAL=W", help="Signal weight in fusion (repeatable).")]
 ModalityOpt = Annotated[Optional[str], typer.Option(help="Comma list of signals: lexical,text,image,audio [default: all the query reaches]")]
 
 
@@ -229,7 +237,7 @@ def query(
     k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
     modality: ModalityOpt = None,
     fusion: FusionOpt = "rrf",
-    weight: Annotated[list[str], typer.Option("--weight", metavar="SIGNAL=W", help="Signal weight in fusion (repeatable).")] = [],
+    weight: WeightOpt = [],
     category: CategoryOpt = None,
     brand: BrandOpt = None,
     min_price: MinPriceOpt = None,
@@ -247,7 +255,6 @@ def query(
 
     if k < 1:
         raise MMSearchError("-k must be at least 1")
-    weights = {s: float(w) for s, w in _pairs(weight, "--weight").items()}
     searcher = Searcher(Store(resolve_store_path(store)))
     found = searcher.search(
         Query(text, image, audio, like),
@@ -255,7 +262,7 @@ def query(
         filters=_filters(category, brand, min_price, max_price, where),
         modalities=modality.split(",") if modality else None,
         fusion=fusion,
-        weights=weights,
+        weights=_weights(weight),
     )
     if json_out:
         _print_json([r.to_dict() for r in found])
@@ -272,6 +279,7 @@ def eval_(
     fail_under: Annotated[list[str], typer.Option("--fail-under", metavar="METRIC=VALUE", help="Exit 4 if METRIC is below VALUE (repeatable).")] = [],
     modality: ModalityOpt = None,
     fusion: FusionOpt = "rrf",
+    weight: WeightOpt = [],
     store: StoreOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -294,6 +302,7 @@ def eval_(
             fusion=fusion,
             modalities=modality.split(",") if modality else None,
             progress=progress or None,
+            weights=_weights(weight),
         )
     if json_out:
         _print_json(report.to_dict())

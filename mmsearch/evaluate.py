@@ -122,6 +122,7 @@ def evaluate(
     modalities: list[str] | None = None,
     filters: Filters | None = None,
     progress: Any = None,
+    weights: dict[str, float] | None = None,
 ) -> EvalReport:
     ks = sorted(set(ks))
     judged = [q for q in queries if any(g > 0 for g in qrels.get(q.id, {}).values())]
@@ -133,11 +134,13 @@ def evaluate(
     # Load each query kind's models before timing, so latency is search, not start-up.
     kinds = {(bool(q.query.text), bool(q.query.image), bool(q.query.audio)): q for q in judged}
     for q in kinds.values():
-        searcher.search(q.query, k=1, filters=filters, modalities=q.modalities or modalities, fusion=fusion)
+        searcher.search(q.query, k=1, filters=filters, modalities=q.modalities or modalities, fusion=fusion, weights=weights)
     task = progress.add_task("eval", total=len(judged)) if progress else None
     for q in judged:
         started = time.perf_counter()
-        results = searcher.search(q.query, k=depth, filters=filters, modalities=q.modalities or modalities, fusion=fusion)
+        results = searcher.search(
+            q.query, k=depth, filters=filters, modalities=q.modalities or modalities, fusion=fusion, weights=weights
+        )
         latencies.append(time.perf_counter() - started)
         # trec_eval orders by score and breaks ties by doc id: give strictly falling scores.
         run[q.id] = {r.id: float(depth - r.rank + 1) for r in results}
