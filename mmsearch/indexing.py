@@ -259,7 +259,10 @@ class _Build:
         self.store = store
         live = current_generation(store)
         self.live = live if live and live.exists() else None
-        self.live_parts = read_generation_manifest(self.live)["parts"] if self.live else {}
+        try:
+            self.live_parts = read_generation_manifest(self.live)["parts"] if self.live else {}
+        except MMSearchError:  # a damaged live manifest must not block the build that repairs it
+            self.live, self.live_parts = None, {}
         store.indexes_dir.mkdir(parents=True, exist_ok=True)
         self.folder = self._scratch_folder()
         self.parts: dict[str, Any] = {}
@@ -286,7 +289,8 @@ class _Build:
                     target = self.folder / f["name"]
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.unlink(missing_ok=True)
-                    _link_or_copy_file(source / f["name"], target)
+                    if (source / f["name"]).is_file():  # a missing live file fails the check below: rebuild
+                        _link_or_copy_file(source / f["name"], target)
             if all(_file_ok(self.folder, f) for f in entry["files"]):
                 self.parts[plan.name] = entry
                 return True

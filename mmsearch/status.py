@@ -52,7 +52,10 @@ def _index_status(store: Store) -> dict[str, Any]:
     if folder is None or not folder.exists():
         return {"generation": None, "parts": {}, "stale": True}
     parts = read_generation_manifest(folder)["parts"]
-    any_part = next(iter(parts.values()), {})
+    # Take M/ef_construction from a vector part: manifests are written with sorted keys,
+    # so the first part is often "lexical", which has neither, and an index built with
+    # non-default --m/--ef-construction was then reported stale for ever.
+    any_part = next((p for p in parts.values() if "M" in p), {})
     planner = Planner(store, any_part.get("M", 16), any_part.get("ef_construction", 200))
     expected = {plan.name: plan.fingerprint for plan in planner.plans()}
     out = {
