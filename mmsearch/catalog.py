@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 import sys
@@ -126,8 +127,18 @@ def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     return mapping
 
 
-def read_catalog(path: Path, encoding: str | None = None) -> tuple[pd.DataFrame, list[int]]:
-    """Read the CSV as strings and return it with each row's starting line number."""
+def read_catalog(path: Path, encoding: str | None = None) -> tuple[pd.DataFrame, list[int], dict[int, str]]:
+    """Read the CSV as strings. Returns the rows, each row's starting line number, and
+    {row index: reason} for rows that must be rejected because they have more fields
+    than the header.
+
+    One parser (the csv module) yields both the records and their line numbers. They
+    used to come from two (pandas for records, csv.reader for lines), which disagreed:
+    a row of bare commas shifted every later reported line, a first row with one extra
+    field made pandas use the id column as the index (every field shifted by one,
+    silently), a later row with extra fields failed the whole file, and a file with
+    CR-only line ends crashed the line counter with a traceback.
+    """
     if not path.is_file():
         raise MMSearchError(f"catalog {path} not found")
     raw = path.read_bytes()
@@ -145,22 +156,62 @@ def read_catalog(path: Path, encoding: str | None = None) -> tuple[pd.DataFrame,
         text = text[1:]
     if not text.strip():
         raise MMSearchError(f"{path} is empty: a catalog needs a header row and at least one product")
+    records = _read_records(path, text)
+    if not records:
+        raise MMSearchError(f"{path} has no header row: a catalog needs a header row and at least one product")
+    (_, header), body = records[0], records[1:]
+    columns: list[str] = []
+    for position, base in enumerate(header):  # pandas' names for blank and repeated headers
+        base = base or f"Unnamed: {position}"
+        name, n = base, 0
+        while name in columns:
+            n += 1
+            name = f"{base}.{n}"
+        columns.append(name)
+    width = len(columns)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    too_wide: dict[int, str] = {}
+    for start, cells in body:
+        if len(cells) != width:
+            if "".join(cells[width:]).strip():  # empty trailing cells are harmless
+                too_wide[len(rows)] = (
+                    f"row has {len(cells)} fields but the header has {width}: "
+                    "quote fields that contain a comma, or add the missing header"
+                )
+            cells = (cells + [""] * width)[:width]  # short rows: missing fields are empty
+        rows.append(cells)
+        lines.append(start)
+    return pd.DataFrame(rows, columns=columns, dtype=str), lines, too_wide
+
+
+def _read_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """(starting line, cells) of every non-blank record; records may span lines."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, previous_end = [], 0
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise MMSearchError(f"{path} is not a readable CSV ({str(exc).strip()})") from None
-    return frame, _record_start_lines(text)
-
-
-def _record_start_lines(text: str) -> list[int]:
-    """Line number where each data record starts (records may span lines)."""
-    reader = csv.reader(io.StringIO(text))
-    starts, previous_end = [], 0
-    for record in reader:
-        start, previous_end = previous_end + 1, reader.line_num
-        if record and any(cell.strip() for cell in record):
-            starts.append(start)
-    return starts[1:]  # drop the header
+        for cells in reader:
+            start, previous_end = previous_end + 1, reader.line_num
+            if "".join(cells).strip():  # skip blank lines and rows of bare commas
+                records.append((start, cells))
+    except csv.Error as exc:
+        raise MMSearchError(f"{path} is not a readable CSV (line {reader.line_num}: {exc})") from None
+    if records:
+        # Non-strict csv reads an unclosed quote as one field running to the end of the
+        # file, silently swallowing every later row; parse the last record strictly to
+        # tell. (Only the last record can hold an unclosed quote: it runs to EOF.)
+        last = records[-1][0]
+        tail = "".join(itertools.islice(io.StringIO(text, newline=""), last - 1, None))
+        try:
+            for _ in csv.reader(io.StringIO(tail, newline=""), strict=True):
+                pass
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise MMSearchError(
+                    f"{path} is not a readable CSV: a quoted field in the record starting on line {last} "
+                    "is never closed (add the missing '\"')"
+                ) from None
+    return records
 
 
 class _MediaCache:
@@ -204,19 +255,12 @@ def parse_rows(
     mapping: dict[str, str],
     store: Store,
     progress: Callable[[], None] = lambda: None,
+    row_errors: dict[int, str] | None = None,
 ) -> tuple[list[Product], list[Reject], set[str]]:
     """Validate every row. Returns the valid products, the rejects, and every id seen
-    (valid or not), which --prune must not remove."""
-    columns = {f: mapping.get(f, f) for f in FIELDS}
-    missing = [c for c in (columns["id"],) if c not in frame.columns]
-    if missing:
-        hint = f"map it with --map id=COLUMN" if "id" not in mapping else "check the --map id=... column name"
-        raise MMSearchError(
-            f"catalog has no {missing[0]!r} column (columns: {', '.join(map(str, frame.columns))}): {hint}"
-        )
-    for name, column in mapping.items():
-        if column not in frame.columns:
-            raise MMSearchError(f"--map {name}={column}: the catalog has no column {column!r}")
+    (valid or not), which --prune must not remove. ``row_errors`` ({row index: reason})
+    rejects rows that read_catalog already found unusable."""
+    columns = check_columns(frame, mapping)
     attribute_columns = [c for c in frame.columns if c not in set(columns.values())]
     cache = _MediaCache(store)
     products: list[Product] = []
@@ -226,6 +270,8 @@ def parse_rows(
         line = lines[index] if index < len(lines) else index + 2
         pid = row[columns["id"]].strip()
         try:
+            if row_errors and index in row_errors:
+                raise _RowError("", row_errors[index])
             product = _parse_row(row, pid, columns, attribute_columns, media_dir, cache)
             if pid in first_line:
                 raise _RowError("id", f"duplicate id {pid!r} (first on line {first_line[pid]})")
@@ -239,8 +285,23 @@ def parse_rows(
     return products, rejects, set(first_line)
 
 
+def check_columns(frame: pd.DataFrame, mapping: dict[str, str]) -> dict[str, str]:
+    """{field: column}, after checking that the id column and every --map column exist."""
+    columns = {f: mapping.get(f, f) for f in FIELDS}
+    if columns["id"] not in frame.columns:
+        hint = "map it with --map id=COLUMN" if "id" not in mapping else "check the --map id=... column name"
+        raise MMSearchError(
+            f"catalog has no {columns['id']!r} column (columns: {', '.join(map(str, frame.columns))}): {hint}"
+        )
+    for name, column in mapping.items():
+        if column not in frame.columns:
+            raise MMSearchError(f"--map {name}={column}: the catalog has no column {column!r}")
+    return columns
+
+
 class _RowError(Exception):
     def __init__(self, column: str, reason: str):
+        reason = " ".join(reason.splitlines())  # a reject is one line, whatever a decoder said
         super().__init__(reason)
         self.column, self.reason = column, reason
 
@@ -272,9 +333,14 @@ def _parse_row(
         paths = [p for p in get(kind).split("|") if p.strip()]
         for position, raw in enumerate(paths):
             try:
-                media.append(cache.describe(kind, position, resolve_media_path(media_dir, raw)))
+                path = resolve_media_path(media_dir, raw)  # its reasons quote the path already
             except MediaError as exc:
                 raise _RowError(columns[kind], str(exc)) from None
+            try:
+                media.append(cache.describe(kind, position, path))
+            except MediaError as exc:
+                # Name the file: a cell may list several ("a.jpg|b.jpg").
+                raise _RowError(columns[kind], f"{raw.strip()!r}: {exc}") from None
             except OSError as exc:
                 raise _RowError(columns[kind], f"{raw!r} is unreadable ({exc.strerror})") from None
     return Product(
@@ -353,13 +419,26 @@ def ingest(
     progress: Any = None,
 ) -> IngestReport:
     """Read, validate and upsert a catalog CSV. ``progress`` is a rich Progress or None."""
-    frame, lines = read_catalog(catalog, encoding)
+    frame, lines, row_errors = read_catalog(catalog, encoding)
     media_dir = media_dir or catalog.parent
     if not media_dir.is_dir():
         raise MMSearchError(f"media folder {media_dir} does not exist: pass --media-dir")
+    if prune and frame.empty:
+        # A header-only file is most often a failed export; pruning with it would empty
+        # the store. Without --prune it is harmless: nothing to do.
+        stored = store.db.execute("SELECT count(*) FROM products").fetchone()[0]
+        if stored:
+            raise MMSearchError(
+                f"{catalog} has no product rows: refusing to --prune all {stored} stored products "
+                "(run without --prune; to empty the store, delete its folder)"
+            )
+    try:  # before the progress bar starts, so that the error is the only line printed
+        check_columns(frame, mapping or {})
+    except MMSearchError as exc:  # a missing column is a file-level error: name the file
+        raise MMSearchError(f"{catalog}: {exc}", exc.exit_code) from None
     task = progress.add_task("ingest", total=len(frame)) if progress else None
     advance = (lambda: progress.advance(task)) if progress else (lambda: None)
-    products, rejects, seen = parse_rows(frame, lines, media_dir, mapping or {}, store, advance)
+    products, rejects, seen = parse_rows(frame, lines, media_dir, mapping or {}, store, advance, row_errors)
     report = upsert(store, products, seen, prune)
     report.rejects = rejects
     return report

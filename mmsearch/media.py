@@ -106,7 +106,9 @@ def load_audio(path: Path, sr: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
             warnings.simplefilter("ignore")
             y, _ = librosa.load(path, sr=sr, mono=True, duration=MAX_AUDIO_SECONDS)
     except Exception as exc:  # librosa raises many types (soundfile, audioread, EOF...)
-        raise MediaError(f"not a readable audio file ({type(exc).__name__}: {exc})") from None
+        # NoBackendError carries no message: say what it means instead of "NoBackendError: ".
+        detail = str(exc).strip() or "no decoder recognises the format"
+        raise MediaError(f"not a readable audio file ({type(exc).__name__}: {detail})") from None
     if y.size == 0:
         raise MediaError("audio has no samples (zero length)")
     if not np.isfinite(y).all():
