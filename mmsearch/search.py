@@ -22,13 +22,19 @@ from .encoders import Encoder, l2_normalize, load_encoder
 from .errors import MMSearchError
 from .fusion import fuse
 from .bridge import load_bridge
-from .indexing import BRIDGE, LEXICAL, current_generation, read_generation_manifest
+from .indexing import BRIDGE, BRIDGED, LEXICAL, current_generation, read_generation_manifest
 from .lexical import LexicalIndex
 from .media import MediaError, load_audio, load_image, sha256_file
 from .store import Store
 
 SIGNALS = (LEXICAL, "text", "image", "audio")
 CORE_COLUMNS = ("id", "title", "description", "category", "brand", "price")
+# Default fusion weight of a signal reached through the bridge (a text query scoring
+# images, a photo scoring product text). A translated query is weaker evidence than one
+# in the product's own modality: on the Myntra dev attribute queries, weight 1 made the
+# fused ndcg@10 drop from 0.851 (no image signal) to 0.789/0.803 (zero-shot/aligned),
+# weight 0.5 to 0.832/0.837 (benchmarks/README.md). `--weight image=1` restores it.
+BRIDGED_WEIGHT = 0.5
 
 
 @dataclass
@@ -275,7 +281,8 @@ class Searcher:
             signal_scores[LEXICAL] = {p: float(lexical_scores[lex.position[p]]) for p in candidates if p in lex.position}
         for signal, (part_name, q) in vectors.items():
             signal_scores[signal] = self.part(part_name).score(q, candidates)
-        fused = fuse(signal_scores, fusion, weights)
+        bridged = {signal: BRIDGED_WEIGHT for signal, (part_name, _) in vectors.items() if part_name in BRIDGED}
+        fused = fuse(signal_scores, fusion, {**bridged, **(weights or {})})
         top = sorted(fused, key=lambda p: (-fused[p], p))[:k]
         return [
             Result(

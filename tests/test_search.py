@@ -82,3 +82,16 @@ def test_weighted_fusion(searcher):
     results = searcher.search(Query(text="red coffee mug"), k=3, fusion="weighted", weights={"lexical": 2.0})
     assert results[0].id == "p001"
     assert 0 <= results[-1].score <= results[0].score <= 1.0
+
+
+def test_a_bridged_signal_counts_half_by_default(searcher):
+    """A text query reaches images only through the bridge: that signal weighs 0.5
+    unless --weight says otherwise."""
+    query = Query(text="striped t-shirt")
+    default = searcher.search(query, k=10)
+    assert all("image" in r.scores for r in default)
+    assert default == searcher.search(query, k=10, weights={"image": 0.5})
+    assert [r.score for r in default] != [r.score for r in searcher.search(query, k=10, weights={"image": 1.0})]
+    # a photo query: its own image signal keeps weight 1, the bridged text signal gets 0.5
+    photo = Query(image=SAMPLE / "queries/q_p007.png")
+    assert searcher.search(photo, k=10) == searcher.search(photo, k=10, weights={"image": 1.0, "text": 0.5})
