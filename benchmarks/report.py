@@ -80,8 +80,8 @@ def markdown(r: dict[str, Any]) -> str:
         ) + [""]
         rows = [
             [n, s["items"], s["dim"], s["hnsw_recall@10_vs_exact"], s["raw_hnswlib_ms"], s["mmsearch_path_ms"], s["numpy_exact_ms"], s["mmsearch_over_hnswlib"], s["numpy_over_hnswlib"]]
-            for n, s in ((k.removesuffix("_search"), v) for k, v in sp.items() if k.endswith("_search"))
+            for n, s in sp["search_paths"].items()
         ]
         out += ["### Search paths on the same vectors (per query, k=10)", ""]
-        out += _table(["index", "items", "dim", "HNSW recall@10 vs exact", "raw hnswlib ms", "mmsearch ms", "numpy exact ms", "mmsearch/hnswlib", "numpy/hnswlib"], rows) + [""]
+        out += _table(["index, queries", "items", "dim", "HNSW recall@10 vs exact", "raw hnswlib ms", "mmsearch ms", "numpy exact ms", "mmsearch/hnswlib", "numpy/hnswlib"], rows) + [""]
     return "\n".join(out)

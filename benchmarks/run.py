@@ -195,15 +195,20 @@ def speed(store_path: Path, dev: list[dict[str, str]], root: Path, data: Path) -
         "in_process_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
         "cold_process_ms": {"p50": float(np.median(cold)), "runs": len(cold)},
     }
-    text_queries = searcher.encoder("text").encode(wands)
-    image_queries = searcher.encoder("image").encode([load_image(root / r["image"]) for r in dev[:200]])
-    for name, queries in (("text", text_queries), ("image", image_queries)):
-        out[f"{name}_search"] = _search_paths(searcher, name, queries)
+    # WANDS queries are about furniture: out of this catalog's distribution, the hard
+    # case for HNSW. Dev titles and dev thumbnails are in distribution.
+    text = searcher.encoder("text")
+    query_sets = {
+        "text, WANDS queries": ("text", text.encode(wands)),
+        "text, dev titles": ("text", text.encode([r["title"] for r in dev[:480]])),
+        "image, dev thumbnails": ("image", searcher.encoder("image").encode([load_image(root / r["image"]) for r in dev[:200]])),
+    }
+    out["search_paths"] = {name: _search_paths(searcher, part, queries) for name, (part, queries) in query_sets.items()}
     return out
 
 
-def _search_paths(searcher: Any, name: str, queries: np.ndarray, k: int = 10) -> dict[str, Any]:
-    part = searcher.part(name)
+def _search_paths(searcher: Any, part_name: str, queries: np.ndarray, k: int = 10) -> dict[str, Any]:
+    part = searcher.part(part_name)
     index = part.index
     vectors = index.vectors(np.arange(index.count))
     unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
@@ -214,16 +219,21 @@ def _search_paths(searcher: Any, name: str, queries: np.ndarray, k: int = 10) ->
             fn(q)
         return (time.perf_counter() - started) / len(unit) * 1000
 
-    exact = [set(np.argsort(-(vectors @ q))[:k]) for q in unit]
+    # An approximate hit counts when its similarity reaches the exact k-th best, so that
+    # ties (products with the same text share a vector) are not counted as misses.
     index.index.set_ef(index.ef_search)
-    approx = [set(index.index.knn_query(q, k=k)[0][0]) for q in unit]
+    recall = []
+    for q in unit:
+        sims = vectors @ q
+        kth = np.partition(sims, -k)[-k]
+        recall.append(float(np.mean(sims[index.index.knn_query(q, k=k)[0][0]] >= kth - 1e-6)))
     raw_ms = per_query_ms(lambda q: index.index.knn_query(q, k=k))
     numpy_ms = per_query_ms(lambda q: np.argpartition(-(vectors @ q), k)[:k])
     mmsearch_ms = per_query_ms(lambda q: part.score(q[None], part.candidates(q[None], k, None)))
     return {
         "items": int(index.count),
         "dim": int(vectors.shape[1]),
-        "hnsw_recall@10_vs_exact": float(np.mean([len(a & e) / k for a, e in zip(approx, exact)])),
+        "hnsw_recall@10_vs_exact": float(np.mean(recall)),
         "raw_hnswlib_ms": raw_ms,
         "numpy_exact_ms": numpy_ms,
         "mmsearch_path_ms": mmsearch_ms,
