@@ -7,7 +7,7 @@ The library API mirrors the CLI (catalog -> embeddings -> index -> search -> res
     with store.writer("script"):
         ingest(store, Path("products.csv"))
         embed(store)
-        build_index(store)
+        build_index(store)          # or: configure_backend(store, "milvus", "http://host:19530") first
     Searcher(store).search(Query(text="red mug"), k=5)
 """
 
@@ -15,9 +15,10 @@ from .catalog import ingest
 from .embed import embed
 from .errors import ExitCode, MMSearchError
 from .evaluate import evaluate
-from .indexing import build_index
-from .search import Filters, Query, Searcher
+from .filters import Filters
+from .indexing import build_index, configure_backend
+from .search import Query, Searcher
 from .store import Store
 
 __version__ = "0.1.0"
-__all__ = ["ExitCode", "Filters", "MMSearchError", "Query", "Searcher", "Store", "build_index", "embed", "evaluate", "ingest"]
+__all__ = ["ExitCode", "Filters", "MMSearchError", "Query", "Searcher", "Store", "build_index", "configure_backend", "embed", "evaluate", "ingest"]

@@ -185,19 +185,38 @@ def embed(
 def index(
     m: Annotated[int, typer.Option("--m", help="HNSW graph degree M.")] = 16,
     ef_construction: Annotated[int, typer.Option(help="HNSW ef_construction.")] = 200,
+    backend: Annotated[
+        Optional[str], typer.Option(help="Where vectors go: hnswlib (files in the store) or milvus. Remembered by the store.")
+    ] = None,
+    uri: Annotated[
+        Optional[str], typer.Option(help="Milvus server (http://HOST:19530) or milvus-lite file (FILE.db). Remembered.")
+    ] = None,
+    token: Annotated[
+        Optional[str], typer.Option(envvar="MMSEARCH_MILVUS_TOKEN", help="Milvus token (USER:PASSWORD or API key). Never stored.")
+    ] = None,
+    collection_prefix: Annotated[
+        Optional[str], typer.Option(help="Milvus collections are named PREFIX_text, PREFIX_image, ... [default: mmsearch]. Remembered.")
+    ] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     wait: WaitOpt = 0.0,
 ) -> None:
-    """Build the HNSW index of each modality and the BM25 index, and swap them in atomically.
+    """Build the vector index of each modality and the BM25 index, and swap them in atomically.
 
-    Example: mmsearch index --m 32 --ef-construction 400
+    With --backend milvus the vectors and filter fields are synced into Milvus
+    collections (only changed products are upserted); query and eval then search there.
+
+    Examples: mmsearch index --m 32 --ef-construction 400
+              mmsearch index --backend milvus --uri http://milvus.internal:19530
+              mmsearch index --backend milvus --uri ./vectors.db   (milvus-lite)
     """
-    from .indexing import build_index
+    from .indexing import build_index, configure_backend, configured_backend
 
     with Store(resolve_store_path(store)).require().writer("index", wait) as st, _progress(quiet or json_out) as progress:
-        report = build_index(st, m, ef_construction, progress or None)
+        if backend or uri or collection_prefix:
+            configure_backend(st, backend or "milvus", uri, collection_prefix)
+        report = build_index(st, m, ef_construction, progress or None, configured_backend(st, token))
     if json_out:
         _print_json(report.__dict__)
     elif not quiet:
@@ -212,7 +231,7 @@ def _weights(items: list[str]) -> dict[str, float]:
 
 
 def _filters(category: str | None, brand: str | None, min_price: float | None, max_price: float | None, where: list[str]):
-    from .search import Filters
+    from .filters import Filters
 
     return Filters(category, brand, min_price, max_price, _pairs(where, "--where"))
 

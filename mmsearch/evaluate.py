@@ -19,7 +19,8 @@ import pandas as pd
 import pytrec_eval
 
 from .errors import MMSearchError
-from .search import Filters, Query, Searcher
+from .filters import Filters
+from .search import Query, Searcher
 
 RUN_DEPTH = 100  # map and mrr are computed over this many results
 

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends.hnsw import HnswIndex
+from .backends import BACKENDS, Backend, Item, make_backend
 from .bridge import AlignedBridge, Bridge, ClipBridge, ZeroShotBridge
 from .catalog import iter_products, product_text
 from .embed import load_vectors, text_hash
@@ -39,14 +40,12 @@ from .encoders import MODALITIES, load_encoder
 from .errors import MMSearchError
 from .lexical import LexicalIndex
 from .media import sha256_file
-from .store import Store, write_json_atomic
+from .store import Store, file_entry, write_json_atomic
 
 LEXICAL = "lexical"
 BRIDGE = "bridge"
 #: bridged parts: (part, modality of the items, what queries them)
 BRIDGED = {"image_x": "image", "text_x": "text"}
-
-Item = tuple[str, str, str]  # (product id, media path or "", content hash)
 
 
 @dataclass
@@ -56,6 +55,8 @@ class IndexReport:
     reused: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     missing: dict[str, int] = field(default_factory=dict)  # items with no vector yet
+    backend: dict[str, Any] = field(default_factory=dict)
+    synced: dict[str, dict[str, int]] = field(default_factory=dict)  # Milvus part -> upserted, deleted
     up_to_date: bool = False
 
 
@@ -74,10 +75,6 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _file_entry(path: Path, name: str | None = None) -> dict[str, Any]:
-    return {"name": name or path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}
-
-
 def current_generation(store: Store) -> Path | None:
     pointer = store.indexes_dir / "CURRENT"
     if not pointer.exists():
@@ -92,14 +89,51 @@ def read_generation_manifest(folder: Path) -> dict[str, Any]:
         raise MMSearchError(f"index manifest {folder / 'manifest.json'} is unreadable ({exc}): run `mmsearch index`") from None
 
 
+# -- backend settings -----------------------------------------------------------
+def index_config(store: Store) -> dict[str, Any]:
+    """The store's index backend settings, kept in its manifest so that `index` run
+    from cron, `query` and `eval` use the backend chosen once with `index --backend`."""
+    return store.manifest().get("index", {"backend": "hnswlib"})
+
+
+def configured_backend(store: Store, token: str | None = None) -> Backend:
+    return make_backend(index_config(store), store.manifest().get("store_id", ""), token)
+
+
+def configure_backend(store: Store, backend: str, uri: str | None = None, collection_prefix: str | None = None) -> dict[str, Any]:
+    """Record the backend (and for Milvus where it is) in the store's manifest.
+
+    Tokens are never written to the store: pass --token or set $MMSEARCH_MILVUS_TOKEN."""
+    if backend not in BACKENDS:
+        raise MMSearchError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
+    manifest = store.manifest()
+    previous = manifest.get("index", {})
+    config: dict[str, Any] = {"backend": backend}
+    if backend == "milvus":
+        from .backends.milvus import DEFAULT_PREFIX, check_prefix, normalize_uri
+
+        uri = uri or previous.get("uri")
+        if not uri:
+            raise MMSearchError("--backend milvus needs --uri http://HOST:19530 (a server) or --uri FILE.db (milvus-lite)")
+        config["uri"] = normalize_uri(uri)
+        config["collection_prefix"] = check_prefix(collection_prefix or previous.get("collection_prefix") or DEFAULT_PREFIX)
+        manifest.setdefault("store_id", uuid.uuid4().hex)
+    elif uri or collection_prefix:
+        raise MMSearchError("--uri and --collection-prefix only apply to --backend milvus")
+    manifest["index"] = config
+    store.write_manifest(manifest)
+    return config
+
+
 # -- planning -------------------------------------------------------------------
 class Planner:
     """Works out every part of the next generation from the store, cheaply: vectors and
     models are only loaded by a part's ``build``, which runs only if it must."""
 
-    def __init__(self, store: Store, m: int, ef_construction: int):
+    def __init__(self, store: Store, m: int, ef_construction: int, backend: Backend | None = None):
         self.store, self.params = store, {"M": m, "ef_construction": ef_construction}
         self.manifest = store.manifest()
+        self.backend = backend or configured_backend(store)
         self.text_fields = self.manifest.get("text_fields")
         self.models = self.manifest.get("models", {})
 
@@ -126,8 +160,12 @@ class Planner:
         return [tuple(r) for r in rows]
 
     @cached_property
+    def catalog(self) -> dict[str, dict[str, Any]]:
+        return {row["id"]: row for row in iter_products(self.store)}
+
+    @cached_property
     def texts(self) -> dict[str, str]:
-        return {row["id"]: product_text(row, self.text_fields) for row in iter_products(self.store)}
+        return {pid: product_text(row, self.text_fields) for pid, row in self.catalog.items()}
 
     def vectors(self, modality: str, items: list[Item]) -> np.ndarray:
         # A vector of the wrong length (a damaged catalog.db) must stop the build with the
@@ -160,32 +198,23 @@ class Planner:
             plans.append(self._lexical_plan())
         return plans
 
+    def _vector_fingerprint(self, model_id: str, items: list[Item]) -> str:
+        return _fingerprint(model_id, self.params, items, *self.backend.fingerprint(items, model_id, self.catalog))
+
     def _vector_plan(self, modality: str, items: list[Item], missing: int) -> PartPlan:
         model = self.models[modality]
         return PartPlan(
             modality,
-            _fingerprint(model["id"], self.params, items),
+            self._vector_fingerprint(model["id"], items),
             len(items),
-            lambda folder: self._write_vectors(folder, modality, items, self.vectors(modality, items), model),
+            lambda folder: self._write_vectors(folder, modality, items, lambda some: self.vectors(modality, some), model),
             missing,
         )
 
-    def _write_vectors(self, folder: Path, name: str, items: list[Item], vectors: np.ndarray, model: dict[str, Any]) -> dict[str, Any]:
-        index = HnswIndex.build(vectors, m=self.params["M"], ef_construction=self.params["ef_construction"])
-        index_path, ids_path = folder / f"{name}.hnsw", folder / f"{name}.ids.json"
-        for path in (index_path, ids_path):  # may be hard links into the live generation
-            path.unlink(missing_ok=True)
-        index.save(index_path)
-        ids_path.write_text(json.dumps([[pid, key] for pid, key, _ in items]), encoding="utf-8")
-        return {
-            "backend": index.backend,
-            "space": "cosine",
-            "dim": int(vectors.shape[1]),
-            "count": len(items),
-            "model": model,
-            "files": [_file_entry(index_path), _file_entry(ids_path)],
-            **self.params,
-        }
+    def _write_vectors(
+        self, folder: Path, name: str, items: list[Item], vectors: Callable[[list[Item]], np.ndarray], model: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self.backend.write(folder, name, items, vectors, model, self.params, self.catalog)
 
     # -- bridge -------------------------------------------------------------------
     @cached_property
@@ -209,27 +238,40 @@ class Planner:
         image_encoder = load_encoder("image", self.models["image"]["name"])
         if self.models["image"]["name"].startswith("open_clip:"):
             return ClipBridge(image_encoder)
-        return ZeroShotBridge.build(image_encoder, load_encoder("text", self.models["text"]["name"]))
+        return self._saved_zeroshot_bridge() or ZeroShotBridge.build(image_encoder, load_encoder("text", self.models["text"]["name"]))
+
+    def _saved_zeroshot_bridge(self) -> ZeroShotBridge | None:
+        """The live generation's zero-shot bridge when it is the same one: building it
+        encodes 1,000 class names (about 20 s on two cores), every time items change."""
+        live = current_generation(self.store)
+        try:
+            entry = read_generation_manifest(live)["parts"].get(BRIDGE) if live else None
+        except MMSearchError:
+            return None
+        if not entry or entry["id"] != self.bridge_id() or not all(_file_ok(live, f) for f in entry["files"]):
+            return None
+        return ZeroShotBridge.load(live, entry)
 
     def _bridge_plans(self, kept: dict[str, list[Item]]) -> list[PartPlan]:
         bridge_id = self.bridge_id()
 
         def write_bridge(folder: Path) -> dict[str, Any]:
             files = self.bridge.save(folder)
-            return {"kind": self.bridge.kind, "id": bridge_id, "count": 0, "files": [_file_entry(f) for f in files]}
+            return {"kind": self.bridge.kind, "id": bridge_id, "count": 0, "files": [file_entry(f) for f in files]}
 
         def bridged(name: str, modality: str) -> PartPlan:
             items = kept[modality]
 
-            def write(folder: Path) -> dict[str, Any]:
-                vectors = self.vectors(modality, items)
+            def projected(some: list[Item]) -> np.ndarray:
+                vectors = self.vectors(modality, some)
                 if modality == "image":
-                    projected = self.bridge.image_items(vectors)
-                else:
-                    projected = self.bridge.text_items([self.texts[pid] for pid, _, _ in items], vectors)
+                    return self.bridge.image_items(vectors)
+                return self.bridge.text_items([self.texts[pid] for pid, _, _ in some], vectors)
+
+            def write(folder: Path) -> dict[str, Any]:
                 return self._write_vectors(folder, name, items, projected, {"name": self.bridge.kind, "id": bridge_id})
 
-            return PartPlan(name, _fingerprint(bridge_id, self.params, items), len(items), write)
+            return PartPlan(name, self._vector_fingerprint(bridge_id, items), len(items), write)
 
         return [
             PartPlan(BRIDGE, _fingerprint(bridge_id), 0, write_bridge),
@@ -245,7 +287,7 @@ class Planner:
             target.mkdir()
             LexicalIndex.build([text for _, text in docs]).save(target)
             (target / "ids.json").write_text(json.dumps([pid for pid, _ in docs]), encoding="utf-8")
-            files = [_file_entry(p, f"{LEXICAL}/{p.name}") for p in sorted(target.iterdir())]
+            files = [file_entry(p, f"{LEXICAL}/{p.name}") for p in sorted(target.iterdir())]
             return {"backend": "bm25s", "count": len(docs), "files": files}
 
         return PartPlan(LEXICAL, _fingerprint("bm25s", docs), len(docs), write)
@@ -255,8 +297,8 @@ class Planner:
 class _Build:
     """One build in a scratch folder, reusing finished parts where it can."""
 
-    def __init__(self, store: Store):
-        self.store = store
+    def __init__(self, store: Store, backend: Backend):
+        self.store, self.backend = store, backend
         live = current_generation(store)
         self.live = live if live and live.exists() else None
         try:
@@ -284,6 +326,8 @@ class _Build:
             entry = entries.get(plan.name) if source else None
             if not entry or entry["fingerprint"] != plan.fingerprint:
                 continue
+            if entry.get("backend") == self.backend.name and not self.backend.is_intact(entry):
+                continue  # e.g. a Milvus collection dropped or changed behind our back
             if source != self.folder:
                 for f in entry["files"]:
                     target = self.folder / f["name"]
@@ -307,10 +351,13 @@ class _Build:
                 continue
         return parts
 
-    def build(self, plan: PartPlan) -> None:
+    def build(self, plan: PartPlan) -> dict[str, int] | None:
+        """Build one part; returns what a syncing backend changed (upserted, deleted)."""
         entry = {**plan.build(self.folder), "fingerprint": plan.fingerprint}
+        synced = entry.pop("synced", None)
         write_json_atomic(self.folder / f"{plan.name}.done.json", entry)
         self.parts[plan.name] = entry
+        return synced
 
 
 def _link_or_copy_file(src: Path, dst: Path) -> None:
@@ -327,12 +374,23 @@ def _file_ok(folder: Path, entry: dict[str, Any]) -> bool:
     return path.is_file() and path.stat().st_size == entry["size"] and sha256_file(path) == entry["sha256"]
 
 
-def build_index(store: Store, m: int = 16, ef_construction: int = 200, progress: Any = None) -> IndexReport:
-    """Build (or reuse) every part, then publish the new generation atomically."""
+def build_index(store: Store, m: int = 16, ef_construction: int = 200, progress: Any = None, backend: Backend | None = None) -> IndexReport:
+    """Build (or reuse) every part, then publish the new generation atomically.
+
+    With the Milvus backend the vector parts are synced into collections in place; the
+    generation (manifest, BM25, bridge) is still built aside and published atomically."""
     store.require()
-    plans = Planner(store, m, ef_construction).plans()
-    build = _Build(store)
-    report = IndexReport()
+    planner = Planner(store, m, ef_construction, backend)
+    try:
+        return _build_index(store, planner, progress)
+    finally:
+        planner.backend.close()
+
+
+def _build_index(store: Store, planner: Planner, progress: Any) -> IndexReport:
+    plans = planner.plans()
+    build = _Build(store, planner.backend)
+    report = IndexReport(backend=planner.backend.settings())
     task = progress.add_task("index", total=len(plans)) if progress else None
     for plan in plans:
         report.counts[plan.name] = plan.count
@@ -342,8 +400,10 @@ def build_index(store: Store, m: int = 16, ef_construction: int = 200, progress:
             report.reused.append(plan.name)
         else:
             started = time.perf_counter()
-            build.build(plan)
+            synced = build.build(plan)
             report.built[plan.name] = time.perf_counter() - started
+            if synced is not None:
+                report.synced[plan.name] = synced
         if progress:
             progress.advance(task)
     # Only "up to date" if nothing had to be built: a part rebuilt because the live copy

@@ -50,10 +50,14 @@ def embed_report(console: Console, report: EmbedReport) -> None:
 
 def index_report(console: Console, report: IndexReport) -> None:
     table = Table(title=f"index {report.generation}" + (" (up to date)" if report.up_to_date else ""))
+    if report.backend.get("backend") == "milvus":
+        table.caption = f"vector parts in Milvus at {report.backend['uri']}, collections {report.backend['collection_prefix']}_*"
     for name in ("part", "items", "state", "seconds", "not embedded"):
         table.add_column(name, justify="right")
     for part, count in report.counts.items():
         state = "built" if part in report.built else "reused" if part in report.reused else "empty"
+        if part in report.synced:
+            state = "synced +{upserted} -{deleted}".format(**report.synced[part])
         seconds = f"{report.built[part]:.2f}" if part in report.built else ""
         table.add_row(part, str(count), state, seconds, str(report.missing.get(part, "")))
     console.print(table)
@@ -107,10 +111,12 @@ def status(console: Console, info: dict[str, Any]) -> None:
         console.print("index: [yellow]none[/yellow] (run `mmsearch index`)")
     else:
         table = Table(title=f"index {index['generation']} ({index['created']})")
-        for name in ("part", "count", "dim", "model", "state"):
+        for name in ("part", "count", "dim", "model", "backend", "state"):
             table.add_column(name, justify="right")
         for part, p in index["parts"].items():
-            table.add_row(part, str(p["count"]), _fmt(p["dim"]), p["model"] or "", "[yellow]stale[/yellow]" if p["stale"] else "current")
+            backend = p["where"] and f"milvus {p['where']}" or p["backend"] or ""
+            state = "[yellow]stale[/yellow]" if p["stale"] else "current"
+            table.add_row(part, str(p["count"]), _fmt(p["dim"]), p["model"] or "", backend, state)
         console.print(table)
     if "problems" in info:
         for problem in info["problems"]:

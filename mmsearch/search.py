@@ -10,16 +10,16 @@ shown to the user are complete, not just the ones that made a signal's top list.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .backends.hnsw import HnswIndex
+from .backends import Scope, open_part
 from .encoders import Encoder, l2_normalize, load_encoder
 from .errors import MMSearchError
+from .filters import Filters
 from .fusion import fuse
 from .bridge import load_bridge
 from .indexing import BRIDGE, BRIDGED, LEXICAL, current_generation, read_generation_manifest
@@ -28,7 +28,6 @@ from .media import MediaError, load_audio, load_image, sha256_file
 from .store import Store
 
 SIGNALS = (LEXICAL, "text", "image", "audio")
-CORE_COLUMNS = ("id", "title", "description", "category", "brand", "price")
 # Default fusion weight of a signal reached through the bridge (a text query scoring
 # images, a photo scoring product text). A translated query is weaker evidence than one
 # in the product's own modality: on the Myntra dev attribute queries, weight 1 made the
@@ -46,35 +45,6 @@ class Query:
 
     def is_empty(self) -> bool:
         return not (self.text or self.image or self.audio or self.like)
-
-
-@dataclass
-class Filters:
-    category: str | None = None
-    brand: str | None = None
-    min_price: float | None = None
-    max_price: float | None = None
-    where: dict[str, str] = field(default_factory=dict)
-
-    def sql(self) -> tuple[str, list[Any]]:
-        """A WHERE clause over ``products`` (case-insensitive equality for text)."""
-        clauses, params = [], []
-        for column, value in (("category", self.category), ("brand", self.brand), *self.where.items()):
-            if value is None:
-                continue
-            if column in CORE_COLUMNS:
-                clauses.append(f"{column} = ? COLLATE NOCASE")
-            else:
-                clauses.append("json_extract(attributes, ?) = ? COLLATE NOCASE")
-                params.append(f'$."{column}"')
-            params.append(value)
-        if self.min_price is not None:
-            clauses.append("price >= ?")
-            params.append(self.min_price)
-        if self.max_price is not None:
-            clauses.append("price <= ?")
-            params.append(self.max_price)
-        return " AND ".join(clauses), params
 
 
 @dataclass
@@ -103,51 +73,8 @@ def _verify(folder: Path, entry: dict[str, Any]) -> None:
             raise MMSearchError(f"index file {path} is corrupted (size or checksum differs): run `mmsearch index`")
 
 
-class VectorPart:
-    """One modality's index with its id map (label -> product, media path)."""
-
-    def __init__(self, folder: Path, name: str, entry: dict[str, Any]):
-        _verify(folder, entry)
-        self.name, self.entry = name, entry
-        self.index = HnswIndex.load(folder / f"{name}.hnsw", dim=entry["dim"], count=entry["count"])
-        ids = json.loads((folder / f"{name}.ids.json").read_text(encoding="utf-8"))
-        self.labels: dict[str, list[int]] = defaultdict(list)
-        for label, (pid, _key) in enumerate(ids):
-            self.labels[pid].append(label)
-        self.label_product = [pid for pid, _ in ids]
-        self.max_per_product = max((len(v) for v in self.labels.values()), default=1)
-
-    def allowed_labels(self, products: set[str] | None) -> np.ndarray | None:
-        if products is None:
-            return None
-        return np.array(sorted(label for pid in products for label in self.labels.get(pid, ())), dtype=np.int64)
-
-    def candidates(self, queries: np.ndarray, n: int, allowed: np.ndarray | None) -> set[str]:
-        """Up to ``n`` products nearest to any query vector."""
-        found: set[str] = set()
-        for q in queries:
-            labels, _ = self.index.search(q, n * self.max_per_product, allowed)
-            ranked = dict.fromkeys(self.label_product[label] for label in labels)
-            found.update(list(ranked)[:n])
-        return found
-
-    def score(self, queries: np.ndarray, products: set[str]) -> dict[str, float]:
-        """Exact cosine of each product's best media item against the best query vector."""
-        pids = [pid for pid in products if pid in self.labels]
-        if not pids:
-            return {}
-        labels = np.array([label for pid in pids for label in self.labels[pid]])
-        sims = (self.index.vectors(labels) @ queries.T).max(axis=1)
-        out: dict[str, float] = {}
-        for label, sim in zip(labels, sims):
-            pid = self.label_product[label]
-            out[pid] = max(out.get(pid, -1.0), float(sim))
-        return out
-
-
 class LexicalPart:
     def __init__(self, folder: Path, entry: dict[str, Any]):
-        _verify(folder, entry)
         self.index = LexicalIndex.load(folder / LEXICAL)
         self.ids: list[str] = json.loads((folder / LEXICAL / "ids.json").read_text(encoding="utf-8"))
         self.position = {pid: i for i, pid in enumerate(self.ids)}
@@ -180,16 +107,17 @@ class Searcher:
     def part(self, name: str) -> Any:
         if name not in self.parts:
             entry = self.manifest["parts"].get(name)
+            if entry is not None:
+                _verify(self.folder, entry)
             if entry is None:
                 self.parts[name] = None
             elif name == LEXICAL:
                 self.parts[name] = LexicalPart(self.folder, entry)
             elif name == BRIDGE:
-                _verify(self.folder, entry)
                 image_encoder = self.encoder("image") if entry["kind"] == "open_clip" else None
                 self.parts[name] = load_bridge(self.folder, entry, image_encoder)
             else:
-                self.parts[name] = VectorPart(self.folder, name, entry)
+                self.parts[name] = open_part(self.folder, name, entry)
         return self.parts[name]
 
     def encoder(self, modality: str) -> Encoder:
@@ -225,16 +153,14 @@ class Searcher:
                 raise MMSearchError(f"--like {query.like!r}: no such product in the store")
             for name in ("text", "image", "audio"):
                 part = self.part(name)
-                if part and query.like in part.labels and name not in out:
-                    out[name] = (name, part.index.vectors(np.array(part.labels[query.like])))
+                if part and name not in out and len(vectors := part.product_vectors(query.like)):
+                    out[name] = (name, vectors)
         return {signal: (part, l2_normalize(v)) for signal, (part, v) in out.items()}
 
     def _allowed(self, filters: Filters | None) -> set[str] | None:
-        if filters is None:
+        if filters is None or filters.is_empty():
             return None
         clause, params = filters.sql()
-        if not clause:
-            return None
         return {pid for (pid,) in self.store.db.execute(f"SELECT id FROM products WHERE {clause}", params)}
 
     # -- search ----------------------------------------------------------------
@@ -269,9 +195,9 @@ class Searcher:
         if use_lexical:
             found, lexical_scores = self.part(LEXICAL).candidates_and_scores(query.text, n, allowed)
             candidates |= found
+        scope = Scope(filters if allowed is not None else None, allowed)
         for part_name, q in vectors.values():
-            part = self.part(part_name)
-            candidates |= part.candidates(q, n + (1 if query.like else 0), part.allowed_labels(allowed))
+            candidates |= self.part(part_name).candidates(q, n + (1 if query.like else 0), scope)
         candidates.discard(query.like)
         rows = self._rows(candidates)  # a product removed since the index was built is dropped here
         candidates = set(rows)

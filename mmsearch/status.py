@@ -63,6 +63,8 @@ def _index_status(store: Store) -> dict[str, Any]:
             "count": entry["count"],
             "dim": entry.get("dim"),
             "model": entry.get("model", {}).get("name") or entry.get("kind"),
+            "backend": entry.get("backend"),
+            "where": entry.get("collection") and f"{entry['uri']} {entry['collection']}",
             "stale": expected.get(name) != entry["fingerprint"],
         }
         for name, entry in parts.items()
@@ -115,9 +117,9 @@ def verify_store(store: Store, info: dict[str, Any]) -> list[str]:
             continue
         if name == BRIDGE:
             continue  # weights only: checked against their checksums when loaded above
-        indexed = set(part.ids) if name == LEXICAL else set(part.labels)
-        if name != LEXICAL and part.index.count != searcher.manifest["parts"][name]["count"]:
-            problems.append(f"{name} index holds {part.index.count} vectors, its manifest says otherwise: run `mmsearch index`")
+        indexed = set(part.ids) if name == LEXICAL else part.products()
+        if name != LEXICAL and part.count != searcher.manifest["parts"][name]["count"]:
+            problems.append(f"{name} index holds {part.count} vectors, its manifest says otherwise: run `mmsearch index`")
         if indexed - products:
             problems.append(f"{name} index holds {len(indexed - products)} products no longer in the catalog: run `mmsearch index`")
         if index["parts"][name]["stale"]:

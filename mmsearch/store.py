@@ -27,6 +27,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .errors import MMSearchError, StoreLockedError
+from .media import sha256_file
 
 STORE_ENV = "MMSEARCH_STORE"
 DEFAULT_STORE = "mmsearch-store"
@@ -77,6 +78,11 @@ def resolve_store_path(path: Path | str | None) -> Path:
     if path:
         return Path(path)
     return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE)
+
+
+def file_entry(path: Path, name: str | None = None) -> dict[str, Any]:
+    """A manifest's record of one index file, checked before any loader reads it."""
+    return {"name": name or path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

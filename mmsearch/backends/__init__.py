@@ -1,25 +1,122 @@
-"""Vector index backends. A backend builds an index from vectors whose labels are
-0..n-1, saves and loads it, and answers k-nearest-neighbour queries by cosine
-similarity, optionally restricted to a set of allowed labels."""
+"""Vector index backends: where a part's vectors live and how they are searched.
+
+A part is one modality's vectors (or a bridged projection of them), one vector per item
+(a product's text, or one of its image or audio files). A backend writes a part from
+the store's items (``Backend.write``) and opens it for search (``open_part``), which
+answers the two questions search asks: which products are near these query vectors
+within this scope, and what is each given product's best exact cosine score.
+
+Backends: ``hnswlib`` (embedded, files in the store: backends/hnsw.py) and ``milvus``
+(a Milvus server or cluster, or a milvus-lite file: backends/milvus.py). A new engine
+is one new module here plus a line in ``make_backend`` and ``open_part``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ..errors import MMSearchError
 
-class VectorIndex(Protocol):
-    backend: str
+if TYPE_CHECKING:
+    from ..filters import Filters
 
-    def save(self, path: Path) -> None: ...
+Item = tuple[str, str, str]  # (product id, media path or "", content hash)
+BACKENDS = ("hnswlib", "milvus")
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, cosine similarities) of the k labels nearest to one query vector,
-        best first; ``allowed`` restricts the labels considered."""
+
+@dataclass
+class Scope:
+    """Which products a search may return: the filters as the user gave them (for an
+    engine that evaluates them itself) and the products they select in the catalog
+    (None: no filter)."""
+
+    filters: "Filters | None" = None
+    products: set[str] | None = None
+
+
+class VectorPart(Protocol):
+    name: str
+
+    @property
+    def count(self) -> int:
+        """How many vectors the backend holds for this part."""
         ...
 
-    def vectors(self, labels: np.ndarray) -> np.ndarray:
-        """The stored (normalised) vectors of ``labels``."""
+    def products(self) -> set[str]: ...
+
+    def product_vectors(self, pid: str) -> np.ndarray:
+        """(n, dim) unit vectors of one product's items; (0, dim) if it has none."""
         ...
+
+    def candidates(self, queries: np.ndarray, n: int, scope: Scope) -> set[str]:
+        """Up to ``n`` products in ``scope`` nearest to any of the query vectors."""
+        ...
+
+    def score(self, queries: np.ndarray, products: set[str]) -> dict[str, float]:
+        """Exact cosine of each product's best item against the best query vector."""
+        ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def settings(self) -> dict[str, Any]:
+        """Recorded in each part's manifest entry: where the part lives."""
+        ...
+
+    def fingerprint(self, items: list[Item], model_id: str, products: Mapping[str, Any]) -> list[Any]:
+        """What, beyond the items' vectors, the part is made from."""
+        ...
+
+    def is_intact(self, entry: dict[str, Any]) -> bool:
+        """Whether a finished part (its manifest entry) can be reused as it is."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (a milvus-lite file admits one process at a time)."""
+        ...
+
+    def write(
+        self,
+        folder: Path,
+        part: str,
+        items: list[Item],
+        vectors: Callable[[list[Item]], np.ndarray],
+        model: dict[str, Any],
+        params: dict[str, Any],
+        products: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Write the part (files under ``folder``, or rows in an engine) and return its
+        manifest entry. ``vectors`` computes the vectors of any subset of ``items``, so
+        an engine that syncs incrementally only computes what changed."""
+        ...
+
+
+def make_backend(config: dict[str, Any], store_id: str, token: str | None = None) -> Backend:
+    """The backend a store's index config names (see indexing.configure_backend)."""
+    name = config.get("backend", "hnswlib")
+    if name == "hnswlib":
+        from .hnsw import HnswBackend
+
+        return HnswBackend()
+    if name == "milvus":
+        from .milvus import MilvusBackend
+
+        return MilvusBackend(config["uri"], config["collection_prefix"], store_id, token)
+    raise MMSearchError(f"unknown index backend {name!r}: use one of {', '.join(BACKENDS)}")
+
+
+def open_part(folder: Path, name: str, entry: dict[str, Any]) -> VectorPart:
+    """Open a part of a published generation for search."""
+    if entry.get("backend") == "milvus":
+        from .milvus import MilvusPart
+
+        return MilvusPart(name, entry)
+    from .hnsw import HnswPart
+
+    return HnswPart(folder, name, entry)

@@ -8,10 +8,17 @@ comes back short is redone exactly. Either way a filter never yields fewer than 
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import hnswlib
 import numpy as np
+
+from ..store import file_entry
+from . import Item, Scope
 
 # Allowed sets at most this large (or this fraction of the index) are searched exactly.
 EXACT_MAX_ROWS = 20_000
@@ -74,3 +81,100 @@ class HnswIndex:
         sims = self.vectors(labels) @ (query / max(float(np.linalg.norm(query)), 1e-12))
         top = np.argsort(-sims, kind="stable")[:k]
         return labels[top], sims[top].astype(np.float32)
+
+
+class HnswBackend:
+    """Parts as hnswlib files in the generation folder (the embedded default)."""
+
+    name = "hnswlib"
+
+    def settings(self) -> dict[str, Any]:
+        return {"backend": self.name}
+
+    def fingerprint(self, items: list[Item], model_id: str, products: Mapping[str, Any]) -> list[Any]:
+        return []  # the index holds vectors only: filters are applied from the catalog
+
+    def is_intact(self, entry: dict[str, Any]) -> bool:
+        return True  # its files are checked against their checksums by the caller
+
+    def close(self) -> None:
+        pass  # nothing held open between parts
+
+    def write(
+        self,
+        folder: Path,
+        part: str,
+        items: list[Item],
+        vectors: Callable[[list[Item]], np.ndarray],
+        model: dict[str, Any],
+        params: dict[str, Any],
+        products: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        matrix = vectors(items)
+        index = HnswIndex.build(matrix, m=params["M"], ef_construction=params["ef_construction"])
+        index_path, ids_path = folder / f"{part}.hnsw", folder / f"{part}.ids.json"
+        for path in (index_path, ids_path):  # may be hard links into the live generation
+            path.unlink(missing_ok=True)
+        index.save(index_path)
+        ids_path.write_text(json.dumps([[pid, key] for pid, key, _ in items]), encoding="utf-8")
+        return {
+            "backend": self.name,
+            "space": "cosine",
+            "dim": int(matrix.shape[1]),
+            "count": len(items),
+            "model": model,
+            "files": [file_entry(index_path), file_entry(ids_path)],
+            **params,
+        }
+
+
+class HnswPart:
+    """One part's hnswlib index with its id map (label -> product, media path)."""
+
+    def __init__(self, folder: Path, name: str, entry: dict[str, Any]):
+        self.name, self.entry = name, entry
+        self.index = HnswIndex.load(folder / f"{name}.hnsw", dim=entry["dim"], count=entry["count"])
+        ids = json.loads((folder / f"{name}.ids.json").read_text(encoding="utf-8"))
+        self.labels: dict[str, list[int]] = defaultdict(list)
+        for label, (pid, _key) in enumerate(ids):
+            self.labels[pid].append(label)
+        self.label_product = [pid for pid, _ in ids]
+        self.max_per_product = max((len(v) for v in self.labels.values()), default=1)
+
+    @property
+    def count(self) -> int:
+        return self.index.count
+
+    def products(self) -> set[str]:
+        return set(self.labels)
+
+    def product_vectors(self, pid: str) -> np.ndarray:
+        return self.index.vectors(np.array(self.labels.get(pid, []), dtype=np.int64))
+
+    def _allowed_labels(self, products: set[str] | None) -> np.ndarray | None:
+        if products is None:
+            return None
+        return np.array(sorted(label for pid in products for label in self.labels.get(pid, ())), dtype=np.int64)
+
+    def candidates(self, queries: np.ndarray, n: int, scope: Scope) -> set[str]:
+        """Up to ``n`` products nearest to any query vector."""
+        allowed = self._allowed_labels(scope.products)
+        found: set[str] = set()
+        for q in queries:
+            labels, _ = self.index.search(q, n * self.max_per_product, allowed)
+            ranked = dict.fromkeys(self.label_product[label] for label in labels)
+            found.update(list(ranked)[:n])
+        return found
+
+    def score(self, queries: np.ndarray, products: set[str]) -> dict[str, float]:
+        """Exact cosine of each product's best media item against the best query vector."""
+        pids = [pid for pid in products if pid in self.labels]
+        if not pids:
+            return {}
+        labels = np.array([label for pid in pids for label in self.labels[pid]])
+        sims = (self.index.vectors(labels) @ queries.T).max(axis=1)
+        out: dict[str, float] = {}
+        for label, sim in zip(labels, sims):
+            pid = self.label_product[label]
+            out[pid] = max(out.get(pid, -1.0), float(sim))
+        return out
