@@ -54,9 +54,14 @@ INDEX_WAIT_S = float(os.environ.get("MMSEARCH_MILVUS_INDEX_WAIT", 1800))
 WRITE_BATCH = 1000
 QUERY_IN_BATCH = 1000
 MAX_LIMIT = 16_384  # Milvus' cap on a search's topk
-#: Strong consistency: a query sees every write acknowledged before it started, so
-#: results right after `mmsearch index` returns already include what it wrote.
+#: `index` itself reads with Strong consistency (it must see its own writes at once).
+#: Queries do not: Strong makes the server wait for its next time tick, about 200 ms
+#: per call. They pass the time of the part's last sync as a guarantee timestamp
+#: instead, so they see every write of that sync and, once the server has caught up
+#: with it (well before the next query arrives, usually), wait for nothing.
 CONSISTENCY = "Strong"
+#: Margin added to the sync time for clock skew between this machine and the server.
+GUARANTEE_MARGIN_S = 1.0
 
 
 DEFAULT_PREFIX = "mmsearch"
@@ -241,6 +246,7 @@ class MilvusBackend:
             "model": model,
             "files": [],
             "synced": {"upserted": len(changed), "deleted": len(gone)},
+            "synced_at": time.time(),
             **params,
         }
 
@@ -367,6 +373,13 @@ def _row(item: Item, row_hash: str, vector: np.ndarray, product: Mapping[str, An
     }
 
 
+def _read_after(synced_at: float) -> dict[str, Any]:
+    """Read options that see everything written up to ``synced_at`` (seconds since the
+    epoch): a Milvus hybrid timestamp is milliseconds shifted left by 18 logical bits."""
+    physical_ms = int((synced_at + GUARANTEE_MARGIN_S) * 1000)
+    return {"consistency_level": "Customized", "guarantee_timestamp": physical_ms << 18}
+
+
 def _load(client: Any, name: str) -> None:
     """Load a collection for search unless it is loaded (a load call waits about a
     second even then)."""
@@ -404,6 +417,7 @@ class MilvusPart:
         self.uri, self.collection = entry["uri"], entry["collection"]
         self.client = connect(self.uri)
         self.max_per_product = entry.get("max_per_product", 1)
+        self.reads = _read_after(entry.get("synced_at", 0.0))
         with milvus_errors(self.uri, f"opening collection {self.collection}"):
             if not self.client.has_collection(self.collection):
                 raise MMSearchError(f"Milvus at {self.uri} has no collection {self.collection}: run `mmsearch index`")
@@ -437,6 +451,7 @@ class MilvusPart:
                 limit=limit,
                 output_fields=["product_id"],
                 search_params={"metric_type": "COSINE", "params": {"ef": max(self.ef_search, limit)}},
+                **self.reads,
             )
         found: set[str] = set()
         for per_query in hits:
@@ -462,6 +477,9 @@ class MilvusPart:
             for start in range(0, len(pids), QUERY_IN_BATCH):
                 chunk = pids[start : start + QUERY_IN_BATCH]
                 rows += self.client.query(
-                    self.collection, filter=f"product_id in {_json_literal_list(chunk)}", output_fields=["product_id", "vector"]
+                    self.collection,
+                    filter=f"product_id in {_json_literal_list(chunk)}",
+                    output_fields=["product_id", "vector"],
+                    **self.reads,
                 )
         return rows
