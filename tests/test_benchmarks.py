@@ -69,3 +69,14 @@ def test_fsdd_queries_never_meet_their_own_speaker():
     for qid, pid, grade in es.qrels:
         assert grade == 1 and digit_of[pid] == qid.split("-")[1]
     assert len(es.qrels) == 4 * 6  # each query: the 6 same-digit clips of the two other speakers
+
+
+def test_milvus_benchmark_recall_counts_ties_as_hits():
+    from benchmarks.milvus import recall_at_k
+
+    exact = {f"p{i}": 1.0 - i / 100 for i in range(20)}
+    assert recall_at_k({f"p{i}" for i in range(10)}, exact) == 1.0
+    assert recall_at_k({f"p{i}" for i in range(5, 15)}, exact) == 0.5
+    exact["twin"] = exact["p9"]  # shares p9's vector: either one is a correct 10th result
+    assert recall_at_k({*(f"p{i}" for i in range(9)), "twin"}, exact) == 1.0
+    assert recall_at_k({"p0"}, {"p0": 0.3}) == 1.0  # a filter that leaves fewer than k
