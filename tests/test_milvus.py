@@ -11,11 +11,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from mmsearch import Filters, Query, Searcher, Store, build_index, configure_backend
+from mmsearch.backends.milvus import connect, disconnect
 
 from .conftest import REPO, SAMPLE, run_cli, run_json
 
@@ -103,23 +106,29 @@ def test_query_and_eval_find_milvus_from_the_store_config(sample_store, tmp_path
     assert again["up_to_date"] and again["backend"]["backend"] == "milvus"
 
 
-def _edit_catalog(src: Path, dst: Path) -> None:
-    """p001 gets a new price, p030 is removed, p031 is added with a quote in an attribute."""
-    with open(src, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    fields = list(rows[0])
-    rows = [r for r in rows if r["id"] != "p030"]
-    rows[0]["price"] = "99.00"
-    rows.append({**rows[1], "id": "p031", "title": "Tall blue mug", "color": 'navy "midnight"', "image": "images/p002.png"})
+def _sample_rows() -> list[dict[str, str]]:
+    with open(SAMPLE / "products.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_catalog(dst: Path, rows: list[dict[str, str]]) -> None:
     with open(dst, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fields)
+        writer = csv.DictWriter(fh, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
 
 
+def _edit_catalog(dst: Path) -> None:
+    """p001 gets a new price, p030 is removed, p031 is added with a quote in an attribute."""
+    rows = [r for r in _sample_rows() if r["id"] != "p030"]
+    rows[0]["price"] = "99.00"
+    rows.append({**rows[1], "id": "p031", "title": "Tall blue mug", "color": 'navy "midnight"', "image": "images/p002.png"})
+    _write_catalog(dst, rows)
+
+
 def test_index_syncs_only_what_changed_and_reads_see_it_at_once(sample_store, milvus_uri, tmp_path):
     run_cli("index", "--backend", "milvus", "--uri", milvus_uri, "--collection-prefix", unique_prefix(tmp_path), store=sample_store)
-    _edit_catalog(SAMPLE / "products.csv", tmp_path / "products.csv")
+    _edit_catalog(tmp_path / "products.csv")
     run_cli("ingest", str(tmp_path / "products.csv"), "--media-dir", str(SAMPLE), "--prune", store=sample_store)
     run_cli("embed", store=sample_store)
     report = run_json("index", store=sample_store)
@@ -163,6 +172,105 @@ def test_a_collection_of_another_store_is_refused(sample_store, tmp_path):
     assert run_json("status", "--verify", store=sample_store)["problems"] == []
 
 
+@contextmanager
+def milvus_client(uri: str) -> Iterator[MilvusClient]:
+    """A client with every collection loaded (milvus-lite opens a file with them released)
+    that lets go of the server or the file on exit, so that CLI processes can open it."""
+    client = connect(uri)
+    try:
+        for name in client.list_collections():
+            client.load_collection(name)
+        yield client
+    finally:
+        disconnect(uri)
+
+
+def _owners(client: MilvusClient, prefix: str) -> set[str]:
+    rows = client.query(f"{prefix}_owner", filter='store_id != ""', output_fields=["store_id"], consistency_level="Strong")
+    return {row["store_id"] for row in rows}
+
+
+def _set_owner(client: MilvusClient, prefix: str, store_id: str | None) -> None:
+    client.delete(f"{prefix}_owner", filter='store_id != ""')
+    if store_id:
+        client.insert(f"{prefix}_owner", [{"store_id": store_id, "vector": [0.0, 0.0]}])
+    client.flush(f"{prefix}_owner")
+
+
+def _reprice(store: Path, tmp_path: Path, price: str) -> None:
+    """Ingest sample_data with p001 at another price: `index` then has a row to sync."""
+    rows = _sample_rows()
+    rows[0]["price"] = price
+    _write_catalog(tmp_path / "products.csv", rows)
+    run_cli("ingest", str(tmp_path / "products.csv"), "--media-dir", str(SAMPLE), store=store)
+
+
+def test_a_lost_owner_row_is_reclaimed_and_another_owner_is_named(sample_store, milvus_uri, tmp_path):
+    """The claim on a prefix is its owner row; without one, the part collections' rows say
+    whose the prefix is. Only another store's id, found in either, refuses the sync."""
+    prefix, other = unique_prefix(tmp_path), "0123456789abcdef0123456789abcdef"
+    to_milvus(sample_store, milvus_uri, prefix)
+    store_id = json.loads((sample_store / "manifest.json").read_text())["store_id"]
+    with milvus_client(milvus_uri) as client:
+        assert _owners(client, prefix) == {store_id}
+        _set_owner(client, prefix, None)  # the owner collection is empty: the rows are all ours
+    _reprice(sample_store, tmp_path, "11.00")
+    assert run_json("index", store=sample_store)["synced"]["text"] == {"upserted": 1, "deleted": 0}
+    with milvus_client(milvus_uri) as client:
+        assert _owners(client, prefix) == {store_id}  # claimed again, durably
+        _set_owner(client, prefix, other)
+    _reprice(sample_store, tmp_path, "12.00")
+    proc = run_cli("index", "--quiet", store=sample_store, check=1)
+    assert proc.stderr.count("\n") == 1 and f"belong to another mmsearch store ({other}; this store is {store_id})" in proc.stderr
+    with milvus_client(milvus_uri) as client:
+        # no owner row, and one part row written by another store: refused, by name
+        _set_owner(client, prefix, None)
+        row = client.query(f"{prefix}_image", filter="", output_fields=["*"], limit=1, consistency_level="Strong")[0]
+        client.upsert(f"{prefix}_image", [{**row, "store_id": other}])
+        client.flush(f"{prefix}_image")
+    proc = run_cli("index", "--quiet", store=sample_store, check=1)
+    assert f"belong to another mmsearch store ({other}; this store is {store_id})" in proc.stderr
+    with milvus_client(milvus_uri) as client:
+        assert _owners(client, prefix) == set()  # a refused store claims nothing
+        assert client.query(f"{prefix}_text", filter='product_id == "p001"', output_fields=["price"])[0]["price"] == 11.0
+
+
+def _drop_store_ids(client: MilvusClient, name: str) -> None:
+    """Rewrite a part collection as mmsearch wrote it before rows carried their store id."""
+    rows = client.query(name, filter="", output_fields=["*"], limit=1000, consistency_level="Strong")
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    for f in client.describe_collection(name)["fields"]:
+        if f["name"] != "store_id":
+            schema.add_field(f["name"], f["type"], is_primary=f.get("is_primary", False), **f.get("params", {}))
+    index = client.prepare_index_params()
+    index.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+    client.drop_collection(name)
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{k: v for k, v in row.items() if k != "store_id"} for row in rows])
+    client.flush(name)
+
+
+def test_collections_written_before_rows_had_owners(sample_store, tmp_path):
+    """Claimed ones are rewritten with the store id; unclaimed ones are not touched."""
+    uri, prefix = str(tmp_path / "vectors.db"), unique_prefix(tmp_path)
+    to_milvus(sample_store, uri, prefix)
+    with milvus_client(uri) as client:
+        count = client.query(f"{prefix}_text", filter="", output_fields=["count(*)"])[0]["count(*)"]
+        _drop_store_ids(client, f"{prefix}_text")
+    _reprice(sample_store, tmp_path, "11.00")
+    assert run_json("index", store=sample_store)["synced"]["text"] == {"upserted": count, "deleted": 0}
+    with milvus_client(uri) as client:
+        rows = client.query(f"{prefix}_text", filter="", output_fields=["store_id"], limit=1000)
+        assert len(rows) == count and {r["store_id"] for r in rows} == set(_owners(client, prefix))
+        _drop_store_ids(client, f"{prefix}_text")
+        _set_owner(client, prefix, None)
+    _reprice(sample_store, tmp_path, "12.00")
+    proc = run_cli("index", "--quiet", store=sample_store, check=1)
+    assert proc.stderr.count("\n") == 1 and f"Milvus collection {prefix}_text at {uri} has rows but no owner" in proc.stderr
+    with milvus_client(uri) as client:
+        assert "store_id" not in {f["name"] for f in client.describe_collection(f"{prefix}_text")["fields"]}
+
+
 def test_an_unreachable_server_fails_cleanly_and_keeps_the_local_index(sample_store, tmp_path):
     def ranking() -> list[tuple[str, float]]:  # ids, and scores to 4 places (encoders differ in the last bits between runs)
         return [(r["id"], round(r["score"], 4)) for r in run_json("query", "red coffee mug", store=sample_store)]
@@ -179,8 +287,10 @@ def test_a_server_that_goes_away_gives_a_clear_error(sample_store, milvus_server
     uri = milvus_server_process.uri
     run_cli("index", "--backend", "milvus", "--uri", uri, "--collection-prefix", unique_prefix(tmp_path), store=sample_store)
     generation = (sample_store / "indexes" / "CURRENT").read_text()
-    _edit_catalog(SAMPLE / "products.csv", tmp_path / "products.csv")
+    _edit_catalog(tmp_path / "products.csv")
     run_cli("ingest", str(tmp_path / "products.csv"), "--media-dir", str(SAMPLE), "--prune", store=sample_store)
+    dense = ("query", "red coffee mug", "--modality", "text,image", "-k", "5")  # vector parts only, all in Milvus
+    before = [r["id"] for r in run_json(*dense, store=sample_store)]
     milvus_server_process.stop()
     try:
         for args in (("index", "--quiet"), ("query", "red coffee mug")):
@@ -189,7 +299,9 @@ def test_a_server_that_goes_away_gives_a_clear_error(sample_store, milvus_server
         assert (sample_store / "indexes" / "CURRENT").read_text() == generation
     finally:
         assert milvus_server_process.start() == uri
-    # back up: the same `index` now completes the sync
+    # back up, every collection loading again: a query answers from the live generation
+    assert [r["id"] for r in run_json(*dense, store=sample_store)] == before
+    # and the same `index` completes the sync, the store's claim on its collections intact
     assert run_json("index", store=sample_store)["synced"]["image"] == {"upserted": 2, "deleted": 1}
 
 

@@ -10,6 +10,7 @@ Each row is one item (a product's text or one of its media files):
 
     key         primary key, a hash of (product id, media path)
     product_id  the catalog id
+    store_id    the store that wrote the row (see MilvusBackend._claim)
     row_hash    what the row was made from (vector's content hash, model, catalog row),
                 compared on every `index` so that only changed rows are upserted
     vector      FLOAT_VECTOR, HNSW index with COSINE metric and the store's M / efConstruction
@@ -51,6 +52,9 @@ TOKEN_ENV = "MMSEARCH_MILVUS_TOKEN"
 CONNECT_TIMEOUT_S = 10.0
 #: How long `index` waits for the server to finish building a collection's index.
 INDEX_WAIT_S = float(os.environ.get("MMSEARCH_MILVUS_INDEX_WAIT", 1800))
+#: How long a command waits for a collection to load, e.g. on a server that has just
+#: restarted and is loading every collection again.
+LOAD_WAIT_S = 300.0
 WRITE_BATCH = 1000
 QUERY_IN_BATCH = 1000
 MAX_LIMIT = 16_384  # Milvus' cap on a search's topk
@@ -262,7 +266,9 @@ class MilvusBackend:
             index = client.describe_index(name, "vector")
             # milvus-lite does not report M/efConstruction: only a server's can differ here
             reported = {"M": index.get("M", params["M"]), "ef_construction": index.get("efConstruction", params["ef_construction"])}
-            if index.get("index_type") == "HNSW" and {k: int(v) for k, v in reported.items()} == params:
+            same_index = index.get("index_type") == "HNSW" and {k: int(v) for k, v in reported.items()} == params
+            # rows written before rows named their store are rewritten once, with it
+            if same_index and _has_field(client, name, "store_id"):
                 return {
                     row["key"]: row["row_hash"]
                     for batch in _iterate(client, name, ["key", "row_hash"])
@@ -274,7 +280,11 @@ class MilvusBackend:
     def _claim(self) -> None:
         """Mark the prefix as this store's, or refuse one that another store uses: two
         stores syncing into the same collections would delete each other's rows.
-        (A one-row collection, since milvus-lite keeps no collection description.)"""
+
+        The claim is a row in a one-row collection (milvus-lite keeps no collection
+        description), flushed so that it survives a server restart, and read with Strong
+        consistency. A prefix with no owner row (never claimed, or the row was lost) is
+        this store's if its part collections hold no other store's rows."""
         from pymilvus import DataType, MilvusClient
 
         name, client = f"{self.prefix}_owner", self.client
@@ -285,14 +295,48 @@ class MilvusBackend:
             index = client.prepare_index_params()
             index.add_index("vector", index_type="FLAT", metric_type="L2")
             client.create_collection(name, schema=schema, index_params=index, consistency_level=CONSISTENCY)
-            client.insert(name, [{"store_id": self.store_id, "vector": [0.0, 0.0]}])
         _load(client, name)
-        owners = {row["store_id"] for row in client.query(name, filter='store_id != ""', output_fields=["store_id"])}
-        if owners != {self.store_id}:
+        owners = {row["store_id"] for row in client.query(name, filter='store_id != ""', output_fields=["store_id"], consistency_level="Strong")}
+        others = owners - {self.store_id} if owners else self._other_row_owners()
+        if others:
             raise MMSearchError(
                 f"Milvus collections {self.prefix}_* at {self.uri} belong to another mmsearch store "
-                f"({', '.join(sorted(owners)) or 'unknown'}): pick another --collection-prefix"
+                f"({', '.join(sorted(others))}; this store is {self.store_id}): pick another --collection-prefix"
             )
+        if not owners:
+            client.upsert(name, [{"store_id": self.store_id, "vector": [0.0, 0.0]}])
+            client.flush(name)
+
+    def _part_collections(self) -> list[str]:
+        """This prefix's part collections. A longer prefix's collections (``shop_eu_text``
+        beside ``shop_text``) are left out when that prefix has an owner collection."""
+        mine = [n for n in self.client.list_collections() if n.startswith(f"{self.prefix}_")]
+        longer = [n.removesuffix("_owner") for n in mine if n.endswith("_owner") and n != f"{self.prefix}_owner"]
+        return [n for n in mine if not n.endswith("_owner") and not any(n.startswith(f"{p}_") for p in longer)]
+
+    def _other_row_owners(self) -> set[str]:
+        """Other stores' ids found in the prefix's part collections (a few rows each
+        suffice: one such row means the prefix is someone else's)."""
+        found: set[str] = set()
+        for name in self._part_collections():
+            _load(self.client, name)
+            if not _has_field(self.client, name, "store_id"):
+                if _count(self.client, name):
+                    raise MMSearchError(
+                        f"Milvus collection {name} at {self.uri} has rows but no owner (an older mmsearch wrote it): "
+                        f"if it is this store's, drop it (MilvusClient({self.uri!r}).drop_collection({name!r})) "
+                        "and run `mmsearch index`; otherwise pick another --collection-prefix"
+                    )
+                continue
+            rows = self.client.query(
+                name,
+                filter=f"store_id != {json.dumps(self.store_id)}",
+                output_fields=["store_id"],
+                limit=16,
+                consistency_level="Strong",
+            )
+            found.update(row["store_id"] for row in rows)
+        return found
 
     def _create(self, name: str, dim: int, params: dict[str, Any]) -> None:
         from pymilvus import DataType, MilvusClient
@@ -300,6 +344,7 @@ class MilvusBackend:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
         schema.add_field("product_id", DataType.VARCHAR, max_length=8192)
+        schema.add_field("store_id", DataType.VARCHAR, max_length=64)
         schema.add_field("row_hash", DataType.VARCHAR, max_length=64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field("category", DataType.VARCHAR, max_length=65535)
@@ -333,7 +378,7 @@ class MilvusBackend:
             elif _dim(self.client, name) != dim:  # the model changed: the old rows are all stale
                 self.client.drop_collection(name)
                 self._create(name, dim, params)
-            rows = [_row(item, h, vector, products[item[0]]) for item, h, vector in zip(batch, hashes[start:], matrix)]
+            rows = [_row(item, h, vector, products[item[0]], self.store_id) for item, h, vector in zip(batch, hashes[start:], matrix)]
             self.client.upsert(name, rows)
         return dim
 
@@ -353,7 +398,7 @@ class MilvusBackend:
             time.sleep(0.5)
 
 
-def _row(item: Item, row_hash: str, vector: np.ndarray, product: Mapping[str, Any]) -> dict[str, Any]:
+def _row(item: Item, row_hash: str, vector: np.ndarray, product: Mapping[str, Any], store_id: str) -> dict[str, Any]:
     pid, media, _ = item
     attributes = product["attributes"]
     if isinstance(attributes, str):
@@ -362,6 +407,7 @@ def _row(item: Item, row_hash: str, vector: np.ndarray, product: Mapping[str, An
     return {
         "key": _key(pid, media),
         "product_id": pid,
+        "store_id": store_id,
         "row_hash": row_hash,
         "vector": vector.tolist(),
         "category": fold(product["category"] or ""),
@@ -382,22 +428,32 @@ def _read_after(synced_at: float) -> dict[str, Any]:
 
 def _load(client: Any, name: str) -> None:
     """Load a collection for search unless it is loaded (a load call waits about a
-    second even then)."""
+    second even then); wait up to LOAD_WAIT_S for one still loading, as every collection
+    is on a server that has just restarted."""
     from pymilvus.client.types import LoadState
 
     if client.get_load_state(name).get("state") != LoadState.Loaded:
-        client.load_collection(name)
+        client.load_collection(name, timeout=LOAD_WAIT_S)
 
 
 def _count(client: Any, name: str) -> int:
-    return int(client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"])
+    """Rows in the collection, read with Strong consistency: every write so far counts."""
+    return int(client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"])
+
+
+def _field(client: Any, name: str, field: str) -> dict[str, Any] | None:
+    return next((f for f in client.describe_collection(name)["fields"] if f["name"] == field), None)
+
+
+def _has_field(client: Any, name: str, field: str) -> bool:
+    return _field(client, name, field) is not None
 
 
 def _dim(client: Any, name: str) -> int:
-    for f in client.describe_collection(name)["fields"]:
-        if f["name"] == "vector":
-            return int(f["params"]["dim"])
-    raise MMSearchError(f"Milvus collection {name} has no vector field: drop it and run `mmsearch index`")
+    vector = _field(client, name, "vector")
+    if vector is None:
+        raise MMSearchError(f"Milvus collection {name} has no vector field: drop it and run `mmsearch index`")
+    return int(vector["params"]["dim"])
 
 
 def _iterate(client: Any, name: str, fields: list[str], filter: str = "") -> Iterator[list[dict[str, Any]]]:
