@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .bridge import AlignedBridge, ProjectionHead, ZeroShotBridge
+from .bridge import AlignedBridge, ZeroShotBridge
 from .encoders import load_encoder
 from .errors import MMSearchError
 from .indexing import Planner
@@ -90,6 +90,21 @@ def recall_at(text_side: np.ndarray, image_side: np.ndarray, ids: list[str], ks:
     return {f"recall@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
 
 
+class ProjectionHead(torch.nn.Module):
+    """Two-layer MLP from a frozen encoder's space into the shared space (applied
+    without torch by bridge.AlignedBridge, from this module's state dict)."""
+
+    def __init__(self, dim_in: int, hidden: int, dim_out: int):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(dim_in, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, dim_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.net(torch.nn.functional.normalize(x, dim=-1)), dim=-1)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().numpy().copy() for k, v in self.state_dict().items()}
+
+
 def _heads(image_dim: int, text_dim: int, cfg: AlignConfig) -> tuple[ProjectionHead, ProjectionHead]:
     return ProjectionHead(image_dim, cfg.hidden, cfg.dim), ProjectionHead(text_dim, cfg.hidden, cfg.dim)
 
@@ -135,7 +150,7 @@ def train(store: Store, cfg: AlignConfig = AlignConfig(), progress: Any = None) 
         "seed": str(cfg.seed),
         "pairs_train": str(int((~val_mask).sum())),
     }
-    bridge = AlignedBridge(image_head, text_head, meta, "aligned:unsaved")
+    bridge = AlignedBridge({"image": image_head.arrays(), "text": text_head.arrays()}, meta, "aligned:unsaved")
     val_ids = [pid for pid, held in zip(ids, val_mask) if held]
     val = recall_at(bridge.text_items([], text_vectors[val_mask]), bridge.image_items(image_vectors[val_mask]), val_ids)
     bridge.metadata["val"] = json.dumps(val)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 from safetensors.numpy import load_file as load_arrays
 from safetensors.numpy import save_file as save_arrays
 
@@ -90,63 +89,55 @@ class ZeroShotBridge:
         return cls(arrays["weight"], arrays["bias"], arrays["labels"], entry["id"])
 
 
-class ProjectionHead(torch.nn.Module):
-    """Two-layer MLP from a frozen encoder's space into the shared space."""
+def _project(head: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """A trained head (normalise, Linear, exact GELU, Linear, normalise: align.py's
+    ProjectionHead) in numpy, so that indexing and queries need no torch."""
+    from scipy.special import erf
 
-    def __init__(self, dim_in: int, hidden: int, dim_out: int):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(dim_in, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, dim_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.normalize(self.net(torch.nn.functional.normalize(x, dim=-1)), dim=-1)
+    h = l2_normalize(np.atleast_2d(x)) @ head["net.0.weight"].T + head["net.0.bias"]
+    h = 0.5 * h * (1.0 + erf(h / np.sqrt(2.0, dtype=np.float32)))
+    return l2_normalize(h @ head["net.2.weight"].T + head["net.2.bias"])
 
 
 class AlignedBridge:
+    """Projection heads trained by `mmsearch align`; arrays named as the torch module's
+    state dict (``image.net.0.weight``...), metadata as safetensors strings."""
+
     kind = "aligned"
     FILE = "alignment.safetensors"
+    SIDES = ("image", "text")
 
-    def __init__(self, image_head: ProjectionHead, text_head: ProjectionHead, metadata: dict[str, str], id: str):
-        self.image_head, self.text_head, self.metadata, self.id = image_head.eval(), text_head.eval(), metadata, id
-
-    @staticmethod
-    def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
+    def __init__(self, heads: dict[str, dict[str, np.ndarray]], metadata: dict[str, str], id: str):
+        self.heads, self.metadata, self.id = heads, metadata, id
 
     @classmethod
     def from_file(cls, path: Path) -> "AlignedBridge":
-        tensors, meta = cls.read(path)
-        heads = []
-        for side in ("image", "text"):
-            state = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(side + ".")}
-            head = ProjectionHead(int(meta[f"{side}_dim"]), int(meta["hidden"]), int(meta["dim"]))
-            head.load_state_dict(state)
-            heads.append(head)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        return cls(heads[0], heads[1], meta, f"aligned:{digest}")
+        from safetensors import safe_open
 
-    @torch.inference_mode()
-    def _project(self, head: ProjectionHead, x: np.ndarray) -> np.ndarray:
-        return head(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
+        with safe_open(str(path), framework="np") as fh:
+            arrays, meta = {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
+        heads = {side: {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(side + ".")} for side in cls.SIDES}
+        for side in cls.SIDES:
+            expected = {"net.0.weight": (int(meta["hidden"]), int(meta[f"{side}_dim"])), "net.2.weight": (int(meta["dim"]), int(meta["hidden"]))}
+            shapes = {k: heads[side][k].shape for k in expected if k in heads[side]}
+            if shapes != expected or {"net.0.bias", "net.2.bias"} - set(heads[side]):
+                raise ValueError(f"the {side} head's arrays do not match its metadata")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return cls(heads, meta, f"aligned:{digest}")
 
     def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
-        return self._project(self.image_head, image_vectors)
+        return _project(self.heads["image"], image_vectors)
 
     def text_items(self, texts: list[str], text_vectors: np.ndarray) -> np.ndarray:
-        return self._project(self.text_head, text_vectors)
+        return _project(self.heads["text"], text_vectors)
 
     def text_query(self, text: str, text_vector: np.ndarray) -> np.ndarray:
-        return self._project(self.text_head, text_vector)
+        return _project(self.heads["text"], text_vector)
 
     def save(self, folder: Path) -> list[Path]:
-        from safetensors.torch import save_file
-
         path = folder / self.FILE
-        tensors = {f"image.{k}": v for k, v in self.image_head.state_dict().items()}
-        tensors |= {f"text.{k}": v for k, v in self.text_head.state_dict().items()}
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), self.metadata)
+        arrays = {f"{side}.{k}": np.ascontiguousarray(v, dtype=np.float32) for side in self.SIDES for k, v in self.heads[side].items()}
+        save_arrays(arrays, str(path), self.metadata)
         return [path]
 
     @classmethod
