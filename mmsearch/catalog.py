@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .errors import MMSearchError
-from .media import MediaError, check_media, resolve_media_path, sha256_file
-from .store import Store
+from .media import MediaError, check_media, resolve_media_path
+from .store import Store, sha256_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FIELDS = ("id", "title", "description", "category", "brand", "price", "image", "audio")
 TEXT_FIELDS = ("title", "description", "category", "brand")
@@ -182,6 +183,8 @@ def read_catalog(path: Path, encoding: str | None = None) -> tuple[pd.DataFrame,
             cells = (cells + [""] * width)[:width]  # short rows: missing fields are empty
         rows.append(cells)
         lines.append(start)
+    import pandas as pd  # here, not at the top: only ingest reads a CSV
+
     return pd.DataFrame(rows, columns=columns, dtype=str), lines, too_wide
 
 

@@ -4,6 +4,7 @@ library function and renders what it returns as a table, or as JSON with --json)
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import sys
@@ -156,7 +157,7 @@ def embed(
 
     Exit code 3 when some media failed to decode (they are listed and skipped).
     """
-    from .embed import embed as run_embed
+    from .embedding import embed as run_embed
     from .encoders import MODALITIES
 
     models = {"text": text_model, "image": image_model, "audio": audio_model}
@@ -307,7 +308,7 @@ def eval_(
 
     Example: mmsearch eval --queries sample_data/queries.csv --qrels sample_data/qrels.csv -k 1 -k 10 --fail-under ndcg@10=0.5
     """
-    from .evaluate import below_thresholds, evaluate, parse_thresholds, read_qrels, read_queries
+    from .evaluation import below_thresholds, evaluate, parse_thresholds, read_qrels, read_queries
     from .search import Searcher
 
     thresholds = parse_thresholds(fail_under)
@@ -397,3 +398,13 @@ def status(
         render.status(out, info)
     if info.get("problems"):
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def main() -> None:
+    """The `mmsearch` program. Objects are frozen before the interpreter exits: its
+    final collection would otherwise walk every object torch and the models allocated,
+    seconds of a one-query process spent after the answer was printed."""
+    try:
+        app(prog_name="mmsearch")
+    finally:
+        gc.freeze()

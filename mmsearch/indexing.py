@@ -35,12 +35,11 @@ import numpy as np
 from .backends import BACKENDS, Backend, Item, make_backend
 from .bridge import AlignedBridge, Bridge, ClipBridge, ZeroShotBridge
 from .catalog import iter_products, product_text
-from .embed import load_vectors, text_hash
+from .embedding import load_vectors, text_hash
 from .encoders import MODALITIES, load_encoder
 from .errors import MMSearchError
 from .lexical import LexicalIndex
-from .media import sha256_file
-from .store import Store, file_entry, write_json_atomic
+from .store import Store, file_entry, file_matches, write_json_atomic
 
 LEXICAL = "lexical"
 BRIDGE = "bridge"
@@ -248,7 +247,7 @@ class Planner:
             entry = read_generation_manifest(live)["parts"].get(BRIDGE) if live else None
         except MMSearchError:
             return None
-        if not entry or entry["id"] != self.bridge_id() or not all(_file_ok(live, f) for f in entry["files"]):
+        if not entry or entry["id"] != self.bridge_id() or not all(file_matches(live, f) for f in entry["files"]):
             return None
         return ZeroShotBridge.load(live, entry)
 
@@ -335,7 +334,7 @@ class _Build:
                     target.unlink(missing_ok=True)
                     if (source / f["name"]).is_file():  # a missing live file fails the check below: rebuild
                         _link_or_copy_file(source / f["name"], target)
-            if all(_file_ok(self.folder, f) for f in entry["files"]):
+            if all(file_matches(self.folder, f) for f in entry["files"]):
                 self.parts[plan.name] = entry
                 return True
             for f in entry["files"]:  # a damaged copy must not be reused, nor written through
@@ -367,11 +366,6 @@ def _link_or_copy_file(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
-
-
-def _file_ok(folder: Path, entry: dict[str, Any]) -> bool:
-    path = folder / entry["name"]
-    return path.is_file() and path.stat().st_size == entry["size"] and sha256_file(path) == entry["sha256"]
 
 
 def build_index(store: Store, m: int = 16, ef_construction: int = 200, progress: Any = None, backend: Backend | None = None) -> IndexReport:

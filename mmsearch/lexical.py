@@ -3,13 +3,30 @@ stemming so that "mugs" finds "mug")."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import bm25s
 import numpy as np
-import Stemmer
 
-_STEMMER = Stemmer.Stemmer("english")
+if TYPE_CHECKING:
+    import bm25s
+
+
+@cache
+def _bm25s() -> Any:
+    """bm25s, imported when a lexical index is built or loaded: it pulls in scipy and
+    numba, which commands that never touch BM25 should not pay for."""
+    import bm25s
+
+    return bm25s
+
+
+@cache
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
 
 
 class LexicalIndex:
@@ -18,7 +35,8 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: list[str]) -> "LexicalIndex":
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, show_progress=False)
+        bm25s = _bm25s()
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
         retriever = bm25s.BM25()
         retriever.index(tokens, show_progress=False)
         return cls(retriever)
@@ -28,11 +46,9 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
-        return cls(bm25s.BM25.load(str(folder), allow_pickle=False))
+        return cls(_bm25s().BM25.load(str(folder), allow_pickle=False))
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document, in index order (0 where no term matches)."""
-        tokens = bm25s.tokenize(
-            [query], stopwords="en", stemmer=_STEMMER, show_progress=False, return_ids=False
-        )[0]
+        tokens = _bm25s().tokenize([query], stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False)[0]
         return np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)

@@ -6,7 +6,6 @@ row or file it concerns, so users see one line that says what is wrong.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -47,14 +46,6 @@ def resolve_media_path(base: Path, raw: str) -> Path:
     if not resolved.is_file():
         raise MediaError(f"{raw!r} is not a regular file")
     return resolved
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_image(path: Path) -> Image.Image:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from .catalog import IngestReport
-from .embed import EmbedReport
-from .evaluate import EvalReport
-from .indexing import IndexReport
-from .search import Result
+if TYPE_CHECKING:  # the reports' modules import what their commands need; --help needs none of it
+    from .catalog import IngestReport
+    from .embedding import EmbedReport
+    from .evaluation import EvalReport
+    from .indexing import IndexReport
+    from .search import Result
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

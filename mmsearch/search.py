@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 
 from .backends import Scope, open_part
+from .bridge import load_bridge
 from .encoders import Encoder, l2_normalize, load_encoder
 from .errors import MMSearchError
 from .filters import Filters
 from .fusion import fuse
-from .bridge import load_bridge
 from .indexing import BRIDGE, BRIDGED, LEXICAL, current_generation, read_generation_manifest
 from .lexical import LexicalIndex
-from .media import MediaError, load_audio, load_image, sha256_file
-from .store import Store
+from .media import MediaError, load_audio, load_image
+from .store import Store, file_matches
 
 SIGNALS = (LEXICAL, "text", "image", "audio")
 # Default fusion weight of a signal reached through the bridge (a text query scoring
@@ -69,7 +69,7 @@ def _verify(folder: Path, entry: dict[str, Any]) -> None:
         path = folder / f["name"]
         if not path.is_file():
             raise MMSearchError(f"index file {path} is missing: run `mmsearch index` to rebuild")
-        if path.stat().st_size != f["size"] or sha256_file(path) != f["sha256"]:
+        if not file_matches(folder, f):
             raise MMSearchError(f"index file {path} is corrupted (size or checksum differs): run `mmsearch index`")
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .embed import wanted_items
+from .embedding import wanted_items
 from .encoders import MODALITIES
-from .indexing import BRIDGE, LEXICAL, Planner, current_generation, read_generation_manifest
 from .errors import MMSearchError
+from .indexing import BRIDGE, LEXICAL, Planner, current_generation, read_generation_manifest
 from .store import Store
 
 

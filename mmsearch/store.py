@@ -14,6 +14,7 @@ single writer (ingest, embed, index), which holds a file lock for the whole comm
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -27,7 +28,6 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .errors import MMSearchError, StoreLockedError
-from .media import sha256_file
 
 STORE_ENV = "MMSEARCH_STORE"
 DEFAULT_STORE = "mmsearch-store"
@@ -78,6 +78,20 @@ def resolve_store_path(path: Path | str | None) -> Path:
     if path:
         return Path(path)
     return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_matches(folder: Path, entry: dict[str, Any]) -> bool:
+    """Is ``folder/entry["name"]`` the file its manifest entry describes (size, sha256)?"""
+    path = folder / entry["name"]
+    return path.is_file() and path.stat().st_size == entry["size"] and sha256_file(path) == entry["sha256"]
 
 
 def file_entry(path: Path, name: str | None = None) -> dict[str, Any]:

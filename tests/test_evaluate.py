@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from mmsearch.evaluate import below_thresholds, parse_thresholds, score_run
 from mmsearch.errors import MMSearchError
+from mmsearch.evaluation import below_thresholds, parse_thresholds, score_run
 
 
 def test_metrics_match_hand_computation():

@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 
 from mmsearch import Query, Searcher, Store, build_index, embed, ingest
 from mmsearch.catalog import iter_products, product_text
-from mmsearch.embed import text_hash
+from mmsearch.embedding import text_hash
 
 from .conftest import REPO, SAMPLE, run_cli, run_json
 

