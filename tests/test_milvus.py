@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mmsearch import Filters, Query, Searcher, Store, build_index, configure_backend
-from mmsearch.backends.milvus import connect, disconnect
+from mmsearch.backends.milvus import _load, connect, disconnect
 
 from .conftest import REPO, SAMPLE, run_cli, run_json
 
@@ -173,13 +173,15 @@ def test_a_collection_of_another_store_is_refused(sample_store, tmp_path):
 
 
 @contextmanager
-def milvus_client(uri: str) -> Iterator[MilvusClient]:
-    """A client with every collection loaded (milvus-lite opens a file with them released)
-    that lets go of the server or the file on exit, so that CLI processes can open it."""
+def milvus_client(uri: str, prefix: str) -> Iterator[MilvusClient]:
+    """A client with the prefix's collections loaded (milvus-lite opens a file with them
+    released) that lets go of the server or the file on exit, so that CLI processes can
+    open it."""
     client = connect(uri)
     try:
         for name in client.list_collections():
-            client.load_collection(name)
+            if name.startswith(f"{prefix}_"):
+                _load(client, name)
         yield client
     finally:
         disconnect(uri)
@@ -211,18 +213,18 @@ def test_a_lost_owner_row_is_reclaimed_and_another_owner_is_named(sample_store, 
     prefix, other = unique_prefix(tmp_path), "0123456789abcdef0123456789abcdef"
     to_milvus(sample_store, milvus_uri, prefix)
     store_id = json.loads((sample_store / "manifest.json").read_text())["store_id"]
-    with milvus_client(milvus_uri) as client:
+    with milvus_client(milvus_uri, prefix) as client:
         assert _owners(client, prefix) == {store_id}
         _set_owner(client, prefix, None)  # the owner collection is empty: the rows are all ours
     _reprice(sample_store, tmp_path, "11.00")
     assert run_json("index", store=sample_store)["synced"]["text"] == {"upserted": 1, "deleted": 0}
-    with milvus_client(milvus_uri) as client:
+    with milvus_client(milvus_uri, prefix) as client:
         assert _owners(client, prefix) == {store_id}  # claimed again, durably
         _set_owner(client, prefix, other)
     _reprice(sample_store, tmp_path, "12.00")
     proc = run_cli("index", "--quiet", store=sample_store, check=1)
     assert proc.stderr.count("\n") == 1 and f"belong to another mmsearch store ({other}; this store is {store_id})" in proc.stderr
-    with milvus_client(milvus_uri) as client:
+    with milvus_client(milvus_uri, prefix) as client:
         # no owner row, and one part row written by another store: refused, by name
         _set_owner(client, prefix, None)
         row = client.query(f"{prefix}_image", filter="", output_fields=["*"], limit=1, consistency_level="Strong")[0]
@@ -230,7 +232,7 @@ def test_a_lost_owner_row_is_reclaimed_and_another_owner_is_named(sample_store, 
         client.flush(f"{prefix}_image")
     proc = run_cli("index", "--quiet", store=sample_store, check=1)
     assert f"belong to another mmsearch store ({other}; this store is {store_id})" in proc.stderr
-    with milvus_client(milvus_uri) as client:
+    with milvus_client(milvus_uri, prefix) as client:
         assert _owners(client, prefix) == set()  # a refused store claims nothing
         assert client.query(f"{prefix}_text", filter='product_id == "p001"', output_fields=["price"])[0]["price"] == 11.0
 
@@ -254,12 +256,12 @@ def test_collections_written_before_rows_had_owners(sample_store, tmp_path):
     """Claimed ones are rewritten with the store id; unclaimed ones are not touched."""
     uri, prefix = str(tmp_path / "vectors.db"), unique_prefix(tmp_path)
     to_milvus(sample_store, uri, prefix)
-    with milvus_client(uri) as client:
+    with milvus_client(uri, prefix) as client:
         count = client.query(f"{prefix}_text", filter="", output_fields=["count(*)"])[0]["count(*)"]
         _drop_store_ids(client, f"{prefix}_text")
     _reprice(sample_store, tmp_path, "11.00")
     assert run_json("index", store=sample_store)["synced"]["text"] == {"upserted": count, "deleted": 0}
-    with milvus_client(uri) as client:
+    with milvus_client(uri, prefix) as client:
         rows = client.query(f"{prefix}_text", filter="", output_fields=["store_id"], limit=1000)
         assert len(rows) == count and {r["store_id"] for r in rows} == set(_owners(client, prefix))
         _drop_store_ids(client, f"{prefix}_text")
@@ -267,7 +269,7 @@ def test_collections_written_before_rows_had_owners(sample_store, tmp_path):
     _reprice(sample_store, tmp_path, "12.00")
     proc = run_cli("index", "--quiet", store=sample_store, check=1)
     assert proc.stderr.count("\n") == 1 and f"Milvus collection {prefix}_text at {uri} has rows but no owner" in proc.stderr
-    with milvus_client(uri) as client:
+    with milvus_client(uri, prefix) as client:
         assert "store_id" not in {f["name"] for f in client.describe_collection(f"{prefix}_text")["fields"]}
 
 
