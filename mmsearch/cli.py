@@ -40,6 +40,10 @@ StoreOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors still print.")]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option("--threads", min=1, envvar="MMSEARCH_THREADS", help="Threads for model inference [default: $MMSEARCH_THREADS, else all cores]."),
+]
 WaitOpt = Annotated[
     float, typer.Option("--wait", metavar="SECONDS", help="Wait this long for another writer to finish [default: fail at once].")
 ]
@@ -146,6 +150,7 @@ def embed(
     modality: Annotated[Optional[str], typer.Option(help="Comma list of modalities to embed [default: text,image,audio]")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the stored vectors of these modalities and embed them again.")] = False,
     batch_size: Annotated[Optional[int], typer.Option(help="Items per batch (and per commit) [default: 256 text, 64 images, 16 audio]")] = None,
+    threads: ThreadsOpt = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -158,8 +163,9 @@ def embed(
     Exit code 3 when some media failed to decode (they are listed and skipped).
     """
     from .embedding import embed as run_embed
-    from .encoders import MODALITIES
+    from .encoders import MODALITIES, set_threads
 
+    set_threads(threads)
     models = {"text": text_model, "image": image_model, "audio": audio_model}
     fields = [f.strip() for f in text_fields.split(",")] if text_fields else None
     modalities = [m.strip() for m in modality.split(",")] if modality else list(MODALITIES)
@@ -263,6 +269,7 @@ def query(
     min_price: MinPriceOpt = None,
     max_price: MaxPriceOpt = None,
     where: WhereOpt = [],
+    threads: ThreadsOpt = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -271,10 +278,12 @@ def query(
     Examples: mmsearch query 'red coffee mug' --max-price 20
               mmsearch query --image photo.jpg -k 5 --json
     """
+    from .encoders import set_threads
     from .search import Query, Searcher
 
     if k < 1:
         raise MMSearchError("-k must be at least 1")
+    set_threads(threads)
     searcher = Searcher(Store(resolve_store_path(store)))
     found = searcher.search(
         Query(text, image, audio, like),

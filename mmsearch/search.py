@@ -10,6 +10,7 @@ shown to the user are complete, not just the ones that made a signal's top list.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -127,32 +128,37 @@ class Searcher:
         return self._encoders[modality]
 
     # -- query vectors ---------------------------------------------------------
-    def query_vectors(self, query: Query) -> dict[str, tuple[str, np.ndarray]]:
-        """{signal: (index part, (n, dim) query vectors)} for every dense signal the
-        query reaches. A product modality is reached by the query's own modality when the
-        query has it, else through the bridge (text -> images, image -> product text)."""
+    def query_vectors(self, query: Query, signals: Sequence[str] = SIGNALS) -> dict[str, tuple[str, np.ndarray]]:
+        """{signal: (index part, (n, dim) query vectors)} for every dense signal in
+        ``signals`` the query reaches. A product modality is reached by the query's own
+        modality when the query has it, else through the bridge (text -> images, image ->
+        product text). Only what a wanted signal needs is encoded: `--modality lexical`
+        loads no model."""
         out: dict[str, tuple[str, np.ndarray]] = {}
-        text_vector = self.encoder("text").encode([query.text]) if query.text and self.part("text") else None
-        image_vector = None
-        if query.image and self.part("image"):
+        bridge = self.part(BRIDGE) if {"text", "image"} & set(signals) else None
+        needs_text = "text" in signals or ("image" in signals and bridge is not None and not query.image)
+        needs_image = "image" in signals or ("text" in signals and bridge is not None and not query.text)
+        text_vector = image_vector = None
+        if query.text and needs_text and self.part("text"):
+            text_vector = self.encoder("text").encode([query.text])
+        if query.image and needs_image and self.part("image"):
             image_vector = self.encoder("image").encode([_load_query_media(load_image, query.image)])
-        if text_vector is not None:
+        if text_vector is not None and "text" in signals:
             out["text"] = ("text", text_vector)
-        if image_vector is not None:
+        if image_vector is not None and "image" in signals:
             out["image"] = ("image", image_vector)
-        if query.audio and self.part("audio"):
+        if query.audio and "audio" in signals and self.part("audio"):
             out["audio"] = ("audio", self.encoder("audio").encode([_load_query_media(load_audio, query.audio)]))
-        bridge = self.part(BRIDGE)
         if bridge is not None:
-            if "image" not in out and text_vector is not None:
+            if "image" in signals and "image" not in out and text_vector is not None:
                 out["image"] = ("image_x", bridge.text_query(query.text, text_vector))
-            if "text" not in out and image_vector is not None:
+            if "text" in signals and "text" not in out and image_vector is not None:
                 out["text"] = ("text_x", bridge.image_items(image_vector))
         if query.like:
             if self.store.db.execute("SELECT 1 FROM products WHERE id=?", (query.like,)).fetchone() is None:
                 raise MMSearchError(f"--like {query.like!r}: no such product in the store")
             for name in ("text", "image", "audio"):
-                part = self.part(name)
+                part = self.part(name) if name in signals else None
                 if part and name not in out and len(vectors := part.product_vectors(query.like)):
                     out[name] = (name, vectors)
         return {signal: (part, l2_normalize(v)) for signal, (part, v) in out.items()}
@@ -179,7 +185,7 @@ class Searcher:
         for name in wanted:
             if name not in SIGNALS:
                 raise MMSearchError(f"unknown modality {name!r}: use a comma list of {','.join(SIGNALS)}")
-        vectors = {s: v for s, v in self.query_vectors(query).items() if s in wanted}
+        vectors = self.query_vectors(query, wanted)
         use_lexical = LEXICAL in wanted and bool(query.text) and self.part(LEXICAL) is not None
         if not vectors and not use_lexical:
             raise MMSearchError(

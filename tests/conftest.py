@@ -40,6 +40,17 @@ def run_json(*args: str, **kwargs):
     return json.loads(run_cli(*args, "--json", **kwargs).stdout)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory) -> Path:
+    """Exported ONNX models go to a folder of this test session, not the user's cache
+    (subprocesses inherit it through the environment)."""
+    from mmsearch.encoders.onnx import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("model-cache")
+    os.environ[CACHE_ENV] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def sample_store_template(tmp_path_factory) -> Path:
     """sample_data ingested, embedded and indexed once with the real models."""

@@ -23,6 +23,36 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 MODALITIES = ("text", "image", "audio")
+THREADS_ENV = "MMSEARCH_THREADS"
+_threads: int | None = None
+
+
+def set_threads(n: int | None) -> None:
+    """Use ``n`` inference threads in models loaded from now on (None: the default)."""
+    global _threads
+    _threads = n
+
+
+def threads() -> int:
+    """Threads for model inference: ``set_threads``, else ``$MMSEARCH_THREADS``, else the
+    cores this process may use. Always set explicitly: torch's default intra-op plus
+    inter-op pools made one query encode take 540 ms instead of 21 ms on a busy 2-core
+    machine."""
+    if _threads:
+        return _threads
+    value = os.environ.get(THREADS_ENV, "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def inference_torch() -> Any:
+    """torch, imported on first use and set to ``threads()`` threads."""
+    import torch
+
+    if torch.get_num_threads() != threads():
+        torch.set_num_threads(threads())
+    return torch
 
 
 class Encoder(Protocol):
@@ -46,8 +76,10 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def _text(spec: str | None) -> Encoder:
-    from .text import SentenceTransformerEncoder
+    from .text import DEFAULT_TEXT_MODEL, OnnxSentenceEncoder, SentenceTransformerEncoder, model_folder
 
+    if model_folder(spec or DEFAULT_TEXT_MODEL) is not None:
+        return OnnxSentenceEncoder(spec)
     return SentenceTransformerEncoder(spec)
 
 

