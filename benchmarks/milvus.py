@@ -99,9 +99,9 @@ class Exact:
     """Exact product-level search over one part's vectors (read from the hnswlib store)."""
 
     def __init__(self, part: Any):
-        labels = np.arange(part.count)
-        self.vectors = part.index.vectors(labels)
-        self.products = np.array(part.label_product)
+        owners = [(pid, node) for pid, nodes in part.labels.items() for node in nodes]  # one row per item
+        self.vectors = part.index.vectors(np.array([node for _, node in owners], dtype=np.int64))
+        self.products = np.array([pid for pid, _ in owners])
         self.names, self.index = np.unique(self.products, return_inverse=True)
 
     def best(self, query: np.ndarray, allowed: set[str] | None) -> dict[str, float]:

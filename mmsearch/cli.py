@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import render
+from .backends import DEFAULT_TARGET_RECALL
 from .errors import ExitCode, MMSearchError
 from .store import STORE_ENV, Store, resolve_store_path
 
@@ -192,6 +193,10 @@ def embed(
 def index(
     m: Annotated[int, typer.Option("--m", help="HNSW graph degree M.")] = 16,
     ef_construction: Annotated[int, typer.Option(help="HNSW ef_construction.")] = 200,
+    target_recall: Annotated[
+        float,
+        typer.Option(min=0.5, max=1.0, help="Recall@10 vs exact search that each hnswlib part's search ef is calibrated to reach."),
+    ] = DEFAULT_TARGET_RECALL,
     backend: Annotated[
         Optional[str], typer.Option(help="Where vectors go: hnswlib (files in the store) or milvus. Remembered by the store.")
     ] = None,
@@ -214,7 +219,7 @@ def index(
     With --backend milvus the vectors and filter fields are synced into Milvus
     collections (only changed products are upserted); query and eval then search there.
 
-    Examples: mmsearch index --m 32 --ef-construction 400
+    Examples: mmsearch index --m 32 --ef-construction 400 --target-recall 0.99
               mmsearch index --backend milvus --uri http://milvus.internal:19530
               mmsearch index --backend milvus --uri ./vectors.db   (milvus-lite)
     """
@@ -223,7 +228,7 @@ def index(
     with Store(resolve_store_path(store)).require().writer("index", wait) as st, _progress(quiet or json_out) as progress:
         if backend or uri or collection_prefix:
             configure_backend(st, backend or "milvus", uri, collection_prefix)
-        report = build_index(st, m, ef_construction, progress or None, configured_backend(st, token))
+        report = build_index(st, m, ef_construction, progress or None, configured_backend(st, token), target_recall)
     if json_out:
         _print_json(report.__dict__)
     elif not quiet:

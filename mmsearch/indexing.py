@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import BACKENDS, Backend, Item, make_backend
+from .backends import BACKENDS, DEFAULT_TARGET_RECALL, Backend, Item, make_backend
 from .bridge import AlignedBridge, Bridge, ClipBridge, ZeroShotBridge
 from .catalog import iter_products, product_text
 from .embedding import load_vectors, text_hash
@@ -129,8 +129,11 @@ class Planner:
     """Works out every part of the next generation from the store, cheaply: vectors and
     models are only loaded by a part's ``build``, which runs only if it must."""
 
-    def __init__(self, store: Store, m: int, ef_construction: int, backend: Backend | None = None):
-        self.store, self.params = store, {"M": m, "ef_construction": ef_construction}
+    def __init__(
+        self, store: Store, m: int, ef_construction: int, backend: Backend | None = None, target_recall: float = DEFAULT_TARGET_RECALL
+    ):
+        self.store = store
+        self.params = {"M": m, "ef_construction": ef_construction, "target_recall": target_recall}
         self.manifest = store.manifest()
         self.backend = backend or configured_backend(store)
         self.text_fields = self.manifest.get("text_fields")
@@ -368,13 +371,23 @@ def _link_or_copy_file(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def build_index(store: Store, m: int = 16, ef_construction: int = 200, progress: Any = None, backend: Backend | None = None) -> IndexReport:
+def build_index(
+    store: Store,
+    m: int = 16,
+    ef_construction: int = 200,
+    progress: Any = None,
+    backend: Backend | None = None,
+    target_recall: float = DEFAULT_TARGET_RECALL,
+) -> IndexReport:
     """Build (or reuse) every part, then publish the new generation atomically.
+
+    ``target_recall`` is the recall@10 against exact search that each hnswlib part's
+    search ``ef`` is calibrated to reach (backends/hnsw.py).
 
     With the Milvus backend the vector parts are synced into collections in place; the
     generation (manifest, BM25, bridge) is still built aside and published atomically."""
     store.require()
-    planner = Planner(store, m, ef_construction, backend)
+    planner = Planner(store, m, ef_construction, backend, target_recall)
     try:
         return _build_index(store, planner, progress)
     finally:

@@ -112,12 +112,13 @@ def status(console: Console, info: dict[str, Any]) -> None:
         console.print("index: [yellow]none[/yellow] (run `mmsearch index`)")
     else:
         table = Table(title=f"index {index['generation']} ({index['created']})")
-        for name in ("part", "count", "dim", "model", "backend", "state"):
+        for name in ("part", "count", "dim", "model", "backend", "ef (recall@10)", "state"):
             table.add_column(name, justify="right")
         for part, p in index["parts"].items():
             backend = p["where"] and f"milvus {p['where']}" or p["backend"] or ""
             state = "[yellow]stale[/yellow]" if p["stale"] else "current"
-            table.add_row(part, str(p["count"]), _fmt(p["dim"]), p["model"] or "", backend, state)
+            ef = f"{p['ef_search']} ({p['calibrated_recall']:.3f})" if p.get("ef_search") else "—"
+            table.add_row(part, str(p["count"]), _fmt(p["dim"]), p["model"] or "", backend, ef, state)
         console.print(table)
     if "problems" in info:
         for problem in info["problems"]:

@@ -7,6 +7,7 @@ from typing import Any
 from .embedding import wanted_items
 from .encoders import MODALITIES
 from .errors import MMSearchError
+from .backends import DEFAULT_TARGET_RECALL
 from .indexing import BRIDGE, LEXICAL, Planner, current_generation, read_generation_manifest
 from .store import Store
 
@@ -56,7 +57,9 @@ def _index_status(store: Store) -> dict[str, Any]:
     # so the first part is often "lexical", which has neither, and an index built with
     # non-default --m/--ef-construction was then reported stale for ever.
     any_part = next((p for p in parts.values() if "M" in p), {})
-    planner = Planner(store, any_part.get("M", 16), any_part.get("ef_construction", 200))
+    planner = Planner(
+        store, any_part.get("M", 16), any_part.get("ef_construction", 200), target_recall=any_part.get("target_recall", DEFAULT_TARGET_RECALL)
+    )
     expected = {plan.name: plan.fingerprint for plan in planner.plans()}
     out = {
         name: {
@@ -65,6 +68,8 @@ def _index_status(store: Store) -> dict[str, Any]:
             "model": entry.get("model", {}).get("name") or entry.get("kind"),
             "backend": entry.get("backend"),
             "where": entry.get("collection") and f"{entry['uri']} {entry['collection']}",
+            "ef_search": entry.get("ef_search"),
+            "calibrated_recall": entry.get("calibrated_recall"),
             "stale": expected.get(name) != entry["fingerprint"],
         }
         for name, entry in parts.items()

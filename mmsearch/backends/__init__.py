@@ -18,15 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from ..errors import MMSearchError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..filters import Filters
 
 Item = tuple[str, str, str]  # (product id, media path or "", content hash)
 BACKENDS = ("hnswlib", "milvus")
+#: recall@10 against exact search that an hnswlib part's search ef is calibrated to reach
+DEFAULT_TARGET_RECALL = 0.98
 
 
 @dataclass

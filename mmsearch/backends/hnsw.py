@@ -1,5 +1,15 @@
 """hnswlib backend (cosine space).
 
+One graph node per distinct vector: products that share a text or an image share a
+node, mapped back to every one of them. In the Myntra catalog 22 % of product texts
+repeat another product's, and duplicate nodes crowd each other out of the graph's
+neighbour lists, which cost recall on queries far from any product.
+
+The search-time ``ef`` is calibrated when the part is built: the smallest value on a
+ladder whose recall@10 against exact search reaches the target (0.98 by default) on
+calibration queries drawn from the part's own vectors (see ``calibration_queries``).
+It is recorded in the part's manifest entry and shown by `mmsearch status`.
+
 hnswlib's filtered search under-returns when the filter is selective (the graph walk
 runs out of allowed neighbours) and is slow with a Python filter; so a narrow filter
 goes straight to an exact search over the allowed rows, and a filtered graph search that
@@ -9,6 +19,7 @@ comes back short is redone exactly. Either way a filter never yields fewer than 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,53 +28,140 @@ from typing import Any
 import hnswlib
 import numpy as np
 
+from ..errors import MMSearchError
 from ..store import file_entry
-from . import Item, Scope
+from . import DEFAULT_TARGET_RECALL, Item, Scope
 
 # Allowed sets at most this large (or this fraction of the index) are searched exactly.
 EXACT_MAX_ROWS = 20_000
 EXACT_MAX_FRACTION = 0.25
+#: what a part's files hold; parts of another format are rebuilt by `mmsearch index`
+FORMAT = 2  # 2: one node per distinct vector, a .npy matrix beside the graph, calibrated ef
+EF_LADDER = (50, 100, 200, 400, 800, 1600, 3200)
+CALIBRATION_QUERIES = 300
+CALIBRATION_K = 10
+
+
+def calibration_queries(vectors: np.ndarray, n: int = CALIBRATION_QUERIES, seed: int = 0) -> dict[str, np.ndarray]:
+    """Two kinds of unit queries, ``n`` of each, as hard for the graph as real ones. A
+    stored vector as query is too easy (its own node is in the graph: recall 0.995 at
+    ef=100 where real shopper queries got 0.74-0.78).
+
+    - ``between``: the mean of two or three random stored vectors, a point between
+      products, where a query that names a few of the catalog's concepts lands;
+    - ``anywhere``: random directions, far from every product, where a query in words the
+      catalog does not use lands. On the Myntra train store, WANDS furniture queries had
+      the same recall as these at every ef (0.70/0.61 at ef=50, 0.92/0.88 at 200,
+      0.98/0.98 at 800; benchmarks/README.md).
+    """
+    rng = np.random.default_rng(seed)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    mixes = [unit[rng.integers(0, len(unit), size=(n // 2, mix))].sum(axis=1) for mix in (2, 3)]
+    kinds = {"between": np.concatenate(mixes), "anywhere": rng.normal(size=(n, vectors.shape[1]))}
+    return {kind: (q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)).astype(np.float32) for kind, q in kinds.items()}
+
+
+def recall_vs_exact(found: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int) -> float:
+    """Mean recall@k of ``found`` (n, k) labels against exact search. A hit counts when its
+    similarity reaches the exact k-th best, so ties are not misses."""
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    sims = queries @ unit.T
+    kth = np.partition(sims, -k, axis=1)[:, -k]
+    hits = np.take_along_axis(sims, found.astype(np.int64), axis=1) >= kth[:, None] - 1e-6
+    return float(hits.mean())
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _ms_per_query(search: Callable[[np.ndarray], Any], queries: np.ndarray) -> float:
+    started = time.perf_counter()
+    for q in queries:
+        search(q)
+    return (time.perf_counter() - started) / len(queries) * 1000
 
 
 class HnswIndex:
+    """An hnswlib graph plus its unit vectors as a plain matrix (a ``.npy`` file, memory
+    mapped). hnswlib's ``get_items`` copies through Python lists (0.5 s for 20k 384-d
+    vectors), too slow to re-score candidates or scan a filter's rows; the matrix serves
+    both. ``method`` is ``hnsw`` or ``exact`` (a full scan of the matrix), whichever
+    reaches the target recall faster (``calibrate``)."""
+
     backend = "hnswlib"
 
-    def __init__(self, index: hnswlib.Index, ef_search: int = 100):
-        self.index = index
-        self.ef_search = ef_search
+    def __init__(self, index: hnswlib.Index, matrix: np.ndarray, ef_search: int = 100, method: str = "hnsw"):
+        self.index, self.matrix = index, matrix
+        self.ef_search, self.method = ef_search, method
 
     @property
     def count(self) -> int:
-        return self.index.get_current_count()
+        return len(self.matrix)
 
     @classmethod
     def build(cls, vectors: np.ndarray, m: int = 16, ef_construction: int = 200, seed: int = 100) -> "HnswIndex":
-        index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
-        index.init_index(max_elements=max(len(vectors), 1), M=m, ef_construction=ef_construction, random_seed=seed)
-        if len(vectors):
-            index.add_items(vectors, np.arange(len(vectors)))
-        return cls(index)
+        matrix = _unit(vectors)
+        index = hnswlib.Index(space="cosine", dim=matrix.shape[1])
+        index.init_index(max_elements=max(len(matrix), 1), M=m, ef_construction=ef_construction, random_seed=seed)
+        if len(matrix):
+            index.add_items(matrix, np.arange(len(matrix)))
+        return cls(index, matrix)
 
-    def save(self, path: Path) -> None:
+    def calibrate(self, target: float) -> dict[str, Any]:
+        """Settle ``ef_search`` and ``method`` and return them with what was measured.
+
+        ef is the smallest on ``EF_LADDER`` whose recall@10 against exact search reaches
+        ``target`` on each kind of ``calibration_queries`` (the largest rung when none
+        does). Then the graph at that ef and a full scan are timed on the same queries;
+        the scan is chosen when it is faster or the graph cannot reach the target (small
+        catalogs: at 26k 384-d vectors a scan takes 0.6 ms, the graph at ef=800 0.8 ms)."""
+        k = min(CALIBRATION_K, self.count)
+        if k == 0 or self.count <= EF_LADDER[0]:
+            self.ef_search, self.method = EF_LADDER[0], "exact"
+            return {"ef_search": self.ef_search, "method": self.method, "calibrated_recall": 1.0}
+        kinds = calibration_queries(self.matrix)
+        for ef in EF_LADDER:
+            self.index.set_ef(ef)
+            recall = min(recall_vs_exact(self.index.knn_query(q, k=k)[0], self.matrix, q, k) for q in kinds.values())
+            if recall >= target:
+                break
+        self.index.set_num_threads(1)  # as a query runs: one vector at a time
+        timed = kinds["anywhere"][:100]
+        graph_ms = _ms_per_query(lambda q: self.index.knn_query(q, k=k), timed)
+        scan_ms = _ms_per_query(lambda q: self._scan(q, k, None), timed)
+        self.ef_search, self.method = ef, "exact" if scan_ms <= graph_ms or recall < target else "hnsw"
+        return {
+            "ef_search": ef,
+            "method": self.method,
+            "calibrated_recall": round(1.0 if self.method == "exact" else recall, 4),
+            "graph_ms": round(graph_ms, 3),
+            "scan_ms": round(scan_ms, 3),
+        }
+
+    def save(self, path: Path, matrix_path: Path) -> None:
         self.index.save_index(str(path))
+        np.save(matrix_path, self.matrix, allow_pickle=False)
 
     @classmethod
-    def load(cls, path: Path, dim: int, count: int) -> "HnswIndex":
+    def load(cls, path: Path, matrix_path: Path, dim: int, ef_search: int = 100, method: str = "hnsw") -> "HnswIndex":
+        matrix = np.load(matrix_path, mmap_mode="r", allow_pickle=False)
+        if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[1] != dim:
+            raise ValueError(f"{matrix_path} holds {matrix.dtype} {matrix.shape}, expected float32 (n, {dim})")
         index = hnswlib.Index(space="cosine", dim=dim)
-        index.load_index(str(path), max_elements=max(count, 1))
-        return cls(index)
+        index.load_index(str(path), max_elements=max(len(matrix), 1))
+        return cls(index, matrix, ef_search, method)
 
     def vectors(self, labels: np.ndarray) -> np.ndarray:
-        if len(labels) == 0:
-            return np.zeros((0, self.index.dim), dtype=np.float32)
-        return np.asarray(self.index.get_items(np.asarray(labels), return_type="numpy"), dtype=np.float32)
+        return np.asarray(self.matrix[np.asarray(labels, dtype=np.int64)], dtype=np.float32)
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         n = self.count if allowed is None else len(allowed)
         k = min(k, n)
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        if allowed is not None and (n <= EXACT_MAX_ROWS or n <= EXACT_MAX_FRACTION * self.count):
+        if self.method == "exact" or (allowed is not None and (n <= EXACT_MAX_ROWS or n <= EXACT_MAX_FRACTION * self.count)):
             return self.exact(query, k, allowed)
         self.index.set_ef(max(self.ef_search, k))
         allowed_set = None if allowed is None else set(allowed.tolist())
@@ -77,10 +175,15 @@ class HnswIndex:
 
     def exact(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Brute-force cosine search over ``allowed`` (or everything)."""
-        labels = np.arange(self.count) if allowed is None else np.asarray(allowed, dtype=np.int64)
-        sims = self.vectors(labels) @ (query / max(float(np.linalg.norm(query)), 1e-12))
-        top = np.argsort(-sims, kind="stable")[:k]
-        return labels[top], sims[top].astype(np.float32)
+        return self._scan(query / max(float(np.linalg.norm(query)), 1e-12), k, allowed)
+
+    def _scan(self, unit_query: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        labels = None if allowed is None else np.asarray(allowed, dtype=np.int64)
+        sims = (self.matrix if labels is None else self.matrix[labels]) @ unit_query
+        k = min(k, len(sims))
+        top = np.argpartition(-sims, k - 1)[:k]
+        top = top[np.lexsort((top, -sims[top]))]  # best first; ties by label, as a stable sort
+        return (top if labels is None else labels[top]), sims[top].astype(np.float32)
 
 
 class HnswBackend:
@@ -92,7 +195,7 @@ class HnswBackend:
         return {"backend": self.name}
 
     def fingerprint(self, items: list[Item], model_id: str, products: Mapping[str, Any]) -> list[Any]:
-        return []  # the index holds vectors only: filters are applied from the catalog
+        return [FORMAT]  # the index holds vectors only: filters are applied from the catalog
 
     def is_intact(self, entry: dict[str, Any]) -> bool:
         return True  # its files are checked against their checksums by the caller
@@ -110,40 +213,56 @@ class HnswBackend:
         params: dict[str, Any],
         products: Mapping[str, Any],
     ) -> dict[str, Any]:
-        matrix = vectors(items)
-        index = HnswIndex.build(matrix, m=params["M"], ef_construction=params["ef_construction"])
-        index_path, ids_path = folder / f"{part}.hnsw", folder / f"{part}.ids.json"
-        for path in (index_path, ids_path):  # may be hard links into the live generation
+        # items with the same content hash have the same vector: one node for all of them
+        node_of: dict[str, int] = {}
+        nodes = [node_of.setdefault(digest, len(node_of)) for _, _, digest in items]
+        first = {}
+        for item, node in zip(items, nodes):
+            first.setdefault(node, item)
+        index = HnswIndex.build(vectors([first[node] for node in range(len(node_of))]), params["M"], params["ef_construction"])
+        calibration = index.calibrate(params.get("target_recall", DEFAULT_TARGET_RECALL))
+        index_path, matrix_path, ids_path = (folder / f"{part}{suffix}" for suffix in (".hnsw", ".vectors.npy", ".ids.json"))
+        for path in (index_path, matrix_path, ids_path):  # may be hard links into the live generation
             path.unlink(missing_ok=True)
-        index.save(index_path)
-        ids_path.write_text(json.dumps([[pid, key] for pid, key, _ in items]), encoding="utf-8")
+        index.save(index_path, matrix_path)
+        ids_path.write_text(json.dumps([[pid, key, node] for (pid, key, _), node in zip(items, nodes)]), encoding="utf-8")
         return {
             "backend": self.name,
+            "format": FORMAT,
             "space": "cosine",
-            "dim": int(matrix.shape[1]),
+            "dim": int(index.matrix.shape[1]),
             "count": len(items),
+            "nodes": len(node_of),
+            **calibration,
             "model": model,
-            "files": [file_entry(index_path), file_entry(ids_path)],
+            "files": [file_entry(index_path), file_entry(matrix_path), file_entry(ids_path)],
             **params,
         }
 
 
 class HnswPart:
-    """One part's hnswlib index with its id map (label -> product, media path)."""
+    """One part's hnswlib index with its id map: item -> (product, media path, node)."""
 
     def __init__(self, folder: Path, name: str, entry: dict[str, Any]):
         self.name, self.entry = name, entry
-        self.index = HnswIndex.load(folder / f"{name}.hnsw", dim=entry["dim"], count=entry["count"])
+        if entry.get("format") != FORMAT:
+            raise MMSearchError(f"the {name} index part was built by an older mmsearch: run `mmsearch index` to rebuild it")
+        self.index = HnswIndex.load(
+            folder / f"{name}.hnsw", folder / f"{name}.vectors.npy", entry["dim"], entry["ef_search"], entry["method"]
+        )
         ids = json.loads((folder / f"{name}.ids.json").read_text(encoding="utf-8"))
-        self.labels: dict[str, list[int]] = defaultdict(list)
-        for label, (pid, _key) in enumerate(ids):
-            self.labels[pid].append(label)
-        self.label_product = [pid for pid, _ in ids]
+        self.labels: dict[str, list[int]] = defaultdict(list)  # product -> its items' nodes
+        self.node_products: dict[int, list[str]] = defaultdict(list)
+        for pid, _key, node in ids:
+            self.labels[pid].append(node)
+            self.node_products[node].append(pid)
         self.max_per_product = max((len(v) for v in self.labels.values()), default=1)
+        self.items = len(ids)
 
     @property
     def count(self) -> int:
-        return self.index.count
+        """Items (a product's text, each of its media files), not graph nodes."""
+        return self.items
 
     def products(self) -> set[str]:
         return set(self.labels)
@@ -154,7 +273,7 @@ class HnswPart:
     def _allowed_labels(self, products: set[str] | None) -> np.ndarray | None:
         if products is None:
             return None
-        return np.array(sorted(label for pid in products for label in self.labels.get(pid, ())), dtype=np.int64)
+        return np.array(sorted({label for pid in products for label in self.labels.get(pid, ())}), dtype=np.int64)
 
     def candidates(self, queries: np.ndarray, n: int, scope: Scope) -> set[str]:
         """Up to ``n`` products nearest to any query vector."""
@@ -162,7 +281,9 @@ class HnswPart:
         found: set[str] = set()
         for q in queries:
             labels, _ = self.index.search(q, n * self.max_per_product, allowed)
-            ranked = dict.fromkeys(self.label_product[label] for label in labels)
+            ranked = dict.fromkeys(pid for label in labels for pid in self.node_products[label])
+            if scope.products is not None:
+                ranked = {pid: None for pid in ranked if pid in scope.products}  # a shared node's other products
             found.update(list(ranked)[:n])
         return found
 
@@ -171,10 +292,10 @@ class HnswPart:
         pids = [pid for pid in products if pid in self.labels]
         if not pids:
             return {}
+        owners = [pid for pid in pids for _ in self.labels[pid]]
         labels = np.array([label for pid in pids for label in self.labels[pid]])
         sims = (self.index.vectors(labels) @ queries.T).max(axis=1)
         out: dict[str, float] = {}
-        for label, sim in zip(labels, sims):
-            pid = self.label_product[label]
+        for pid, sim in zip(owners, sims):
             out[pid] = max(out.get(pid, -1.0), float(sim))
         return out
