@@ -78,10 +78,22 @@ def markdown(r: dict[str, Any]) -> str:
             ["in-process p50 ms", "in-process p95 ms", "cold `mmsearch query` p50 ms"],
             [[sp["in_process_ms"]["p50"], sp["in_process_ms"]["p95"], sp["cold_process_ms"]["p50"]]],
         ) + [""]
+        if "filtered" in sp:
+            rows = [[w, f["allowed_fraction"], f["p50_ms"], f["p95_ms"], f["text_recall@10_vs_exact"]] for w, f in sp["filtered"].items()]
+            out += ["### Filtered fused queries (train store, 100 WANDS query texts)", ""]
+            out += _table(["--where", "products allowed", "p50 ms", "p95 ms", "text recall@10 vs exact"], rows) + [""]
         rows = [
-            [n, s["items"], s["dim"], s["hnsw_recall@10_vs_exact"], s["raw_hnswlib_ms"], s["mmsearch_path_ms"], s["numpy_exact_ms"], s["mmsearch_over_hnswlib"], s["numpy_over_hnswlib"]]
+            [
+                n, s["items"], s.get("nodes", s["items"]), s["dim"], s.get("method", "hnsw"), s.get("ef_search", 100),
+                s["hnsw_recall@10_vs_exact"], s.get("mmsearch_recall@10_vs_exact", s["hnsw_recall@10_vs_exact"]),
+                s["raw_hnswlib_ms"], s["mmsearch_path_ms"], s["numpy_exact_ms"],
+            ]
             for n, s in sp["search_paths"].items()
         ]
         out += ["### Search paths on the same vectors (per query, k=10)", ""]
-        out += _table(["index, queries", "items", "dim", "HNSW recall@10 vs exact", "raw hnswlib ms", "mmsearch ms", "numpy exact ms", "mmsearch/hnswlib", "numpy/hnswlib"], rows) + [""]
+        out += _table(
+            ["index, queries", "items", "graph nodes", "dim", "method", "calibrated ef", "HNSW recall@10 at that ef",
+             "mmsearch recall@10", "raw hnswlib ms", "mmsearch ms", "numpy exact ms"],
+            rows,
+        ) + [""]
     return "\n".join(out)

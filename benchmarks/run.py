@@ -194,6 +194,7 @@ def speed(store_path: Path, dev: list[dict[str, str]], root: Path, data: Path) -
         "queries": len(wands),
         "in_process_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
         "cold_process_ms": {"p50": float(np.median(cold)), "runs": len(cold)},
+        "filtered": _filtered(searcher, wands),
     }
     # WANDS queries are about furniture: out of this catalog's distribution, the hard
     # case for HNSW. Dev titles and dev thumbnails are in distribution.
@@ -207,8 +208,43 @@ def speed(store_path: Path, dev: list[dict[str, str]], root: Path, data: Path) -
     return out
 
 
+def _filtered(searcher: Any, wands: list[str], k: int = 10) -> dict[str, Any]:
+    """Fused query latency under filters of growing selectivity, and the text signal's
+    recall@10 within the filter against an exact scan of the allowed products."""
+    from mmsearch import Query
+    from mmsearch.backends import Scope
+    from mmsearch.filters import Filters
+
+    part = searcher.part("text")
+    text = searcher.encoder("text")
+    out = {}
+    for where in ({"gender": "Women"}, {"gender": "Men", "usage": "Casual"}, {"usage": "Casual"}):
+        filters = Filters(where=where)
+        allowed = searcher._allowed(filters)
+        latencies, recall = [], []
+        for query in wands[:100]:
+            started = time.perf_counter()
+            searcher.search(Query(text=query), k=k, filters=filters)
+            latencies.append((time.perf_counter() - started) * 1000)
+        for q in text.encode(wands[:100]):
+            exact = part.score(q[None], allowed & part.products())
+            kth = sorted(exact.values(), reverse=True)[k - 1]
+            found = part.candidates(q[None], k, Scope(filters, allowed))
+            recall.append(sum(exact[p] >= kth - 1e-6 for p in found) / k)
+        out[",".join(f"{c}={v}" for c, v in where.items())] = {
+            "allowed_fraction": len(allowed) / len(searcher.store.db.execute("SELECT id FROM products").fetchall()),
+            "p50_ms": float(np.percentile(latencies, 50)),
+            "p95_ms": float(np.percentile(latencies, 95)),
+            "text_recall@10_vs_exact": float(np.mean(recall)),
+        }
+    return out
+
+
 def _search_paths(searcher: Any, part_name: str, queries: np.ndarray, k: int = 10) -> dict[str, Any]:
     part = searcher.part(part_name)
+    from mmsearch.backends import Scope
+    from mmsearch.backends.hnsw import recall_vs_exact
+
     index = part.index
     vectors = index.vectors(np.arange(index.count))
     unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
@@ -229,11 +265,16 @@ def _search_paths(searcher: Any, part_name: str, queries: np.ndarray, k: int = 1
         recall.append(float(np.mean(sims[index.index.knn_query(q, k=k)[0][0]] >= kth - 1e-6)))
     raw_ms = per_query_ms(lambda q: index.index.knn_query(q, k=k))
     numpy_ms = per_query_ms(lambda q: np.argpartition(-(vectors @ q), k)[:k])
-    mmsearch_ms = per_query_ms(lambda q: part.score(q[None], part.candidates(q[None], k, None)))
+    mmsearch_ms = per_query_ms(lambda q: part.score(q[None], part.candidates(q[None], k, Scope())))
+    searched = np.stack([index.search(q, k)[0] for q in unit])
     return {
-        "items": int(index.count),
+        "items": part.count,
+        "nodes": int(index.count),
         "dim": int(vectors.shape[1]),
+        "method": index.method,
+        "ef_search": index.ef_search,
         "hnsw_recall@10_vs_exact": float(np.mean(recall)),
+        "mmsearch_recall@10_vs_exact": recall_vs_exact(searched, vectors, unit, k),
         "raw_hnswlib_ms": raw_ms,
         "numpy_exact_ms": numpy_ms,
         "mmsearch_path_ms": mmsearch_ms,

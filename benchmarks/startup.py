@@ -1,13 +1,15 @@
 """Start-up benchmark: wall time of whole `mmsearch` processes, the way shells, cron and
 CI run them (one process per command), optionally beside an older checkout.
 
-    .venv/bin/python -m benchmarks.startup [--store DIR] [--baseline DIR] [--runs 5]
+    .venv/bin/python -m benchmarks.startup [--store DIR --catalog CSV --photo IMG] [--baseline DIR] [--runs 5]
 
-Without --store it builds a store from sample_data in benchmarks/work/startup-store.
---baseline is another checkout of mmsearch (e.g. `git worktree add ../old COMMIT`): its
-commands run with the same interpreter from that folder (`python -m mmsearch` imports
-the package of the working directory), interleaved with this checkout's, so both see
-the same machine load. Writes benchmarks/results/startup.{json,md}.
+Without --store it builds a store from sample_data. --baseline is another checkout of
+mmsearch (e.g. `git worktree add ../old COMMIT`): its commands run with the same
+interpreter from that folder (`python -m mmsearch` imports the package of the working
+directory), interleaved with this checkout's, so both see the same machine load. Each
+checkout gets its own copy of the store in benchmarks/work/ (index formats differ
+between versions), re-indexed by that checkout before timing. Writes
+benchmarks/results/startup.{json,md} (or --out).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ RESULTS = REPO / "benchmarks" / "results"
 SAMPLE = REPO / "sample_data"
 
 
-def commands(catalog: Path) -> dict[str, list[str]]:
-    """What is timed: the commands that do no work on an unchanged store, and a query."""
+def commands(catalog: Path, photo: Path) -> dict[str, list[str]]:
+    """What is timed: the commands that do no work on an unchanged store, and queries."""
     return {
         "--help": ["--help"],
         "status": ["status"],
@@ -37,6 +39,7 @@ def commands(catalog: Path) -> dict[str, list[str]]:
         "embed (unchanged)": ["embed", "--quiet"],
         "index (unchanged)": ["index", "--quiet"],
         "query text (cold)": ["query", "red coffee mug", "-k", "10", "--json"],
+        "query image (cold)": ["query", "--image", str(photo), "-k", "10", "--json"],
     }
 
 
@@ -55,12 +58,23 @@ def run_once(checkout: Path, store: Path, args: list[str]) -> float:
     return seconds
 
 
-def sample_store() -> tuple[Path, Path]:
+def sample_store() -> Path:
     store = WORK / "startup-store"
     if not (store / "indexes" / "CURRENT").exists():
         for args in (["ingest", str(SAMPLE / "products.csv"), "--quiet"], ["embed", "--quiet"], ["index", "--quiet"]):
             run_once(REPO, store, args)
-    return store, SAMPLE / "products.csv"
+    return store
+
+
+def store_for(checkout: Path, name: str, source: Path) -> Path:
+    """A copy of ``source`` indexed by ``checkout`` (vectors are shared: same models)."""
+    import shutil
+
+    store = WORK / f"startup-{name}"
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.copytree(source, store, ignore=shutil.ignore_patterns("lock", "lock.json"))
+    run_once(checkout, store, ["index", "--quiet"])
+    return store
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -85,23 +99,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, help="an indexed store [default: one built from sample_data]")
     parser.add_argument("--catalog", type=Path, help="the CSV that store was ingested from (for the unchanged ingest)")
+    parser.add_argument("--photo", type=Path, default=SAMPLE / "queries" / "q_p007.png", help="query image")
     parser.add_argument("--baseline", type=Path, help="another mmsearch checkout to time beside this one")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.store and not args.catalog:
         parser.error("--store needs --catalog (the CSV it was ingested from)")
-    store, catalog = (args.store, args.catalog) if args.store else sample_store()
+    source, catalog = (args.store, args.catalog) if args.store else (sample_store(), SAMPLE / "products.csv")
     checkouts = {"baseline": args.baseline.resolve(), "this": REPO} if args.baseline else {"this": REPO}
-    todo = commands(catalog)
+    stores = {name: store_for(checkout, name, source) for name, checkout in checkouts.items()}
+    todo = commands(catalog, args.photo)
     times: dict[str, dict[str, list[float]]] = {name: {c: [] for c in todo} for name in checkouts}
     for name, checkout in checkouts.items():  # warm the page cache and byte-compile both
         for command, cmd_args in todo.items():
-            run_once(checkout, store, cmd_args)
+            run_once(checkout, stores[name], cmd_args)
     for _ in range(args.runs):
         for command, cmd_args in todo.items():
             for name, checkout in checkouts.items():
-                times[name][command].append(run_once(checkout, store, cmd_args))
+                times[name][command].append(run_once(checkout, stores[name], cmd_args))
+    store = source
     import sqlite3
 
     with sqlite3.connect(f"file:{store / 'catalog.db'}?mode=ro", uri=True) as db:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,18 @@ def _batches(items: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str
         yield items[start : start + size]
 
 
+def _decode_batch(modality: str, batch: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], tuple[list[Any], list[str], list[tuple[str, str, str]]]]:
+    """(batch, (decoded items, their hashes, (hash, source, reason) of those that failed))."""
+    decoded, keys, bad = [], [], []
+    for digest, source in batch:
+        try:
+            decoded.append(_decode(modality, source))
+            keys.append(digest)
+        except (MediaError, OSError) as exc:
+            bad.append((digest, source, str(exc)))
+    return batch, (decoded, keys, bad)
+
+
 def embed_modality(
     store: Store,
     encoder: Encoder,
@@ -97,29 +110,31 @@ def embed_modality(
     if progress is not None:
         task = progress.add_task(f"embed {modality}", total=len(wanted), completed=len(wanted) - len(todo))
     started = time.perf_counter()
-    for batch in _batches(todo, batch_size or BATCH_SIZE[modality]):
-        decoded, keys, bad = [], [], []
-        for digest, source in batch:
-            try:
-                decoded.append(_decode(modality, source))
-                keys.append(digest)
-            except (MediaError, OSError) as exc:
-                bad.append((digest, source, str(exc)))
-        vectors = encoder.encode(decoded) if decoded else np.zeros((0, 0), np.float32)
-        with store.transaction() as tx:
-            tx.executemany(
-                "INSERT OR REPLACE INTO vectors (modality, content_hash, model, vector) VALUES (?, ?, ?, ?)",
-                [(modality, k, encoder.id, v.astype("<f4").tobytes()) for k, v in zip(keys, vectors)],
-            )
-            tx.executemany(
-                "INSERT OR REPLACE INTO failures (modality, content_hash, model, path, reason) VALUES (?, ?, ?, ?, ?)",
-                [(modality, d, encoder.id, s, r) for d, s, r in bad],
-            )
-        failures += [Failure(modality, s, r) for _, s, r in bad]
-        report.embedded += len(keys)
-        report.failed += len(bad)
-        if progress is not None:
-            progress.advance(task, len(batch))
+    # the next batch is decoded on a second thread while the model runs on this one
+    # (Pillow and the model release the GIL), so decoding costs no wall time
+    with ThreadPoolExecutor(max_workers=1) as decoder:
+        batches = _batches(todo, batch_size or BATCH_SIZE[modality])
+        pending = decoder.submit(_decode_batch, modality, next(batches, []))
+        while True:
+            batch, (decoded, keys, bad) = pending.result()
+            if not batch:
+                break
+            pending = decoder.submit(_decode_batch, modality, next(batches, []))
+            vectors = encoder.encode(decoded) if decoded else np.zeros((0, 0), np.float32)
+            with store.transaction() as tx:
+                tx.executemany(
+                    "INSERT OR REPLACE INTO vectors (modality, content_hash, model, vector) VALUES (?, ?, ?, ?)",
+                    [(modality, k, encoder.id, v.astype("<f4").tobytes()) for k, v in zip(keys, vectors)],
+                )
+                tx.executemany(
+                    "INSERT OR REPLACE INTO failures (modality, content_hash, model, path, reason) VALUES (?, ?, ?, ?, ?)",
+                    [(modality, d, encoder.id, s, r) for d, s, r in bad],
+                )
+            failures += [Failure(modality, s, r) for _, s, r in bad]
+            report.embedded += len(keys)
+            report.failed += len(bad)
+            if progress is not None:
+                progress.advance(task, len(batch))
     report.seconds = time.perf_counter() - started
     _collect_garbage(store, modality, encoder.id, set(wanted))
     return report, failures
