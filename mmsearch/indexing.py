@@ -133,9 +133,11 @@ class Planner:
         self, store: Store, m: int, ef_construction: int, backend: Backend | None = None, target_recall: float = DEFAULT_TARGET_RECALL
     ):
         self.store = store
-        self.params = {"M": m, "ef_construction": ef_construction, "target_recall": target_recall}
         self.manifest = store.manifest()
         self.backend = backend or configured_backend(store)
+        self.params: dict[str, Any] = {"M": m, "ef_construction": ef_construction}
+        if self.backend.name == "hnswlib":  # Milvus searches with its own ef
+            self.params["target_recall"] = target_recall
         self.text_fields = self.manifest.get("text_fields")
         self.models = self.manifest.get("models", {})
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from itertools import chain
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ CALIBRATION_QUERIES = 300
 CALIBRATION_K = 10
 
 
-def calibration_queries(vectors: np.ndarray, n: int = CALIBRATION_QUERIES, seed: int = 0) -> dict[str, np.ndarray]:
+def calibration_queries(unit_vectors: np.ndarray, n: int = CALIBRATION_QUERIES, seed: int = 0) -> dict[str, np.ndarray]:
     """Two kinds of unit queries, ``n`` of each, as hard for the graph as real ones. A
     stored vector as query is too easy (its own node is in the graph: recall 0.995 at
     ef=100 where real shopper queries got 0.74-0.78).
@@ -55,25 +56,30 @@ def calibration_queries(vectors: np.ndarray, n: int = CALIBRATION_QUERIES, seed:
       0.98/0.98 at 800; benchmarks/README.md).
     """
     rng = np.random.default_rng(seed)
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    mixes = [unit[rng.integers(0, len(unit), size=(n // 2, mix))].sum(axis=1) for mix in (2, 3)]
-    kinds = {"between": np.concatenate(mixes), "anywhere": rng.normal(size=(n, vectors.shape[1]))}
+    mixes = [unit_vectors[rng.integers(0, len(unit_vectors), size=(n // 2, mix))].sum(axis=1) for mix in (2, 3)]
+    kinds = {"between": np.concatenate(mixes), "anywhere": rng.normal(size=(n, unit_vectors.shape[1]))}
     return {kind: (q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)).astype(np.float32) for kind, q in kinds.items()}
 
 
-def recall_vs_exact(found: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int) -> float:
-    """Mean recall@k of ``found`` (n, k) labels against exact search. A hit counts when its
-    similarity reaches the exact k-th best, so ties are not misses."""
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    sims = queries @ unit.T
-    kth = np.partition(sims, -k, axis=1)[:, -k]
-    hits = np.take_along_axis(sims, found.astype(np.int64), axis=1) >= kth[:, None] - 1e-6
-    return float(hits.mean())
+def recall_vs_exact(found: np.ndarray, unit_vectors: np.ndarray, queries: np.ndarray, k: int) -> float:
+    """Mean recall@k of ``found`` (n, k) labels against exact search over unit vectors. A
+    hit counts when its similarity reaches the exact k-th best, so ties are not misses.
+    Queries go 32 at a time: all at once against a million vectors is gigabytes."""
+    hits = []
+    for start in range(0, len(queries), 32):
+        sims = queries[start : start + 32] @ unit_vectors.T
+        kth = np.partition(sims, -k, axis=1)[:, -k]
+        rows = found[start : start + 32].astype(np.int64)
+        hits.append(np.take_along_axis(sims, rows, axis=1) >= kth[:, None] - 1e-6)
+    return float(np.concatenate(hits).mean())
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Unit rows; a float32 array is normalised in place (a million 384-d vectors are
+    1.5 GB: a second copy would be the build's peak)."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
 
 
 def _ms_per_query(search: Callable[[np.ndarray], Any], queries: np.ndarray) -> float:
@@ -102,6 +108,7 @@ class HnswIndex:
 
     @classmethod
     def build(cls, vectors: np.ndarray, m: int = 16, ef_construction: int = 200, seed: int = 100) -> "HnswIndex":
+        """The graph over ``vectors``, which are normalised in place."""
         matrix = _unit(vectors)
         index = hnswlib.Index(space="cosine", dim=matrix.shape[1])
         index.init_index(max_elements=max(len(matrix), 1), M=m, ef_construction=ef_construction, random_seed=seed)
@@ -273,7 +280,8 @@ class HnswPart:
     def _allowed_labels(self, products: set[str] | None) -> np.ndarray | None:
         if products is None:
             return None
-        return np.array(sorted({label for pid in products for label in self.labels.get(pid, ())}), dtype=np.int64)
+        labels = self.labels
+        return np.unique(np.fromiter(chain.from_iterable(labels[p] for p in products if p in labels), dtype=np.int64))
 
     def candidates(self, queries: np.ndarray, n: int, scope: Scope) -> set[str]:
         """Up to ``n`` products nearest to any query vector."""

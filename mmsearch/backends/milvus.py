@@ -251,8 +251,7 @@ class MilvusBackend:
             "files": [],
             "synced": {"upserted": len(changed), "deleted": len(gone)},
             "synced_at": time.time(),
-            "M": params["M"],
-            "ef_construction": params["ef_construction"],
+            **params,
         }
 
     def _prepare(self, name: str, params: dict[str, Any]) -> dict[str, str]:
@@ -267,7 +266,7 @@ class MilvusBackend:
             index = client.describe_index(name, "vector")
             # milvus-lite does not report M/efConstruction: only a server's can differ here
             reported = {"M": index.get("M", params["M"]), "ef_construction": index.get("efConstruction", params["ef_construction"])}
-            same_index = index.get("index_type") == "HNSW" and {k: int(v) for k, v in reported.items()} == {k: params[k] for k in reported}
+            same_index = index.get("index_type") == "HNSW" and {k: int(v) for k, v in reported.items()} == params
             # rows written before rows named their store are rewritten once, with it
             if same_index and _has_field(client, name, "store_id"):
                 return {
