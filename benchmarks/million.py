@@ -67,12 +67,13 @@ def write_vectors(store_path: Path, train_store: Path, sources: list[str], seed:
     """Each product text's vector: its source product's real vector plus noise."""
     from mmsearch import Store
     from mmsearch.catalog import iter_products, product_text
-    from mmsearch.embedding import load_vectors, text_hash
+    from mmsearch.embedding import text_hash, vector_matrix
 
     train = Store(train_store)
     text_model = train.manifest()["models"]["text"]
-    train_text = {r["id"]: text_hash(product_text(r, None)) for r in iter_products(train)}
-    real = load_vectors(train, "text", text_model["id"], sorted(set(train_text.values())))
+    train_ids = [r["id"] for r in iter_products(train)]
+    real, _ = vector_matrix(train, "text", text_model["id"], [text_hash(product_text(r, None)) for r in iter_products(train)])
+    row_of = {pid: i for i, pid in enumerate(train_ids)}
     dim = text_model["dim"]
     sigma = np.sqrt((1 / NOISE_COSINE**2 - 1) / dim)
     rng = np.random.default_rng(seed)
@@ -80,7 +81,7 @@ def write_vectors(store_path: Path, train_store: Path, sources: list[str], seed:
     rows = [(r["id"], text_hash(product_text(r, None))) for r in iter_products(store)]
     for start in range(0, len(rows), 50_000):
         chunk = rows[start : start + 50_000]
-        base = np.stack([real[train_text[sources[int(pid[1:])]]] for pid, _ in chunk])
+        base = real[[row_of[sources[int(pid[1:])]] for pid, _ in chunk]]
         noisy = base + sigma * rng.standard_normal(base.shape, dtype=np.float32)
         noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
         with store.transaction() as tx:

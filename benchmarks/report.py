@@ -60,6 +60,9 @@ def markdown(r: dict[str, Any]) -> str:
             s = r[key]
             for modality, e in s["embed"].items():
                 rows.append([key, modality, e["items"], e["per_second"], s["embed_peak_rss_mib"]])
+    if "myntra_train_photos" in r:
+        p = r["myntra_train_photos"]
+        rows.append(["myntra_train_photos", "image (512-px photos)", p["items"], p["per_second"], p["embed_peak_rss_mib"]])
     if "fsdd" in r:
         rows.append(["fsdd", "audio", r["fsdd"]["clips"], r["fsdd"]["clips_per_second"], r["fsdd"]["embed_peak_rss_mib"]])
     out += ["### Embedding throughput", ""] + _table(["store", "modality", "items", "items/s", "embed peak RSS MiB"], rows) + [""]

@@ -204,11 +204,21 @@ def _stored_dim(store: Store, modality: str) -> int | None:
     return row[0] // 4 if row else None
 
 
-def load_vectors(store: Store, modality: str, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
-    """Stored vectors for ``hashes`` (those that exist) as float32 arrays."""
-    rows = store.select_in(
-        "SELECT content_hash, vector FROM vectors WHERE modality=? AND model=? AND content_hash IN ({marks})",
-        hashes,
-        (modality, model),
-    )
-    return {h: np.frombuffer(blob, dtype="<f4") for h, blob in rows}
+def vector_matrix(store: Store, modality: str, model: str, hashes: Sequence[str]) -> tuple[np.ndarray, int]:
+    """(matrix, rows found): row i holds the stored vector of ``hashes[i]`` (zeros where
+    there is none). Rows are copied in as they stream from SQLite, so a million vectors
+    cost their 1.5 GB once, not again as a million Python objects first."""
+    rows_of: dict[str, list[int]] = {}
+    for i, digest in enumerate(hashes):
+        rows_of.setdefault(digest, []).append(i)
+    out: np.ndarray | None = None
+    found = 0
+    for digest, blob in store.select_in(
+        "SELECT content_hash, vector FROM vectors WHERE modality=? AND model=? AND content_hash IN ({marks})", list(rows_of), (modality, model)
+    ):
+        vector = np.frombuffer(blob, dtype="<f4")
+        if out is None:
+            out = np.zeros((len(hashes), len(vector)), dtype=np.float32)
+        out[rows_of[digest]] = vector
+        found += len(rows_of[digest])
+    return (out if out is not None else np.zeros((len(hashes), 0), dtype=np.float32)), found

@@ -35,7 +35,7 @@ import numpy as np
 from .backends import BACKENDS, DEFAULT_TARGET_RECALL, Backend, Item, make_backend
 from .bridge import AlignedBridge, Bridge, ClipBridge, ZeroShotBridge
 from .catalog import iter_products, product_text
-from .embedding import load_vectors, text_hash
+from .embedding import text_hash, vector_matrix
 from .encoders import MODALITIES, load_encoder
 from .errors import MMSearchError
 from .lexical import LexicalIndex
@@ -185,8 +185,10 @@ class Planner:
                     f"{bad} {modality} vectors in catalog.db have the wrong length: "
                     f"run `mmsearch embed --modality {modality} --rebuild`, then `mmsearch index`"
                 )
-        found = load_vectors(self.store, modality, self.models[modality]["id"], sorted({h for _, _, h in items}))
-        return np.stack([found[h] for _, _, h in items])
+        matrix, found = vector_matrix(self.store, modality, model["id"], [h for _, _, h in items])
+        if found != len(items):  # the items were chosen as those with a vector: one went missing since
+            raise MMSearchError(f"{len(items) - found} {modality} vectors disappeared from catalog.db during the build: run `mmsearch index` again")
+        return matrix
 
     def plans(self) -> list[PartPlan]:
         plans, kept = [], {}
