@@ -1,7 +1,7 @@
 """Start-up benchmark: wall time of whole `mmsearch` processes, the way shells, cron and
 CI run them (one process per command), optionally beside an older checkout.
 
-    .venv/bin/python -m benchmarks.startup [--store DIR --catalog CSV --photo IMG] [--baseline DIR] [--runs 5]
+    .venv/bin/python -m benchmarks.startup [--store DIR --catalog CSV --media-dir DIR --photo IMG] [--baseline DIR] [--runs 5]
 
 Without --store it builds a store from sample_data. --baseline is another checkout of
 mmsearch (e.g. `git worktree add ../old COMMIT`): its commands run with the same
@@ -30,12 +30,12 @@ RESULTS = REPO / "benchmarks" / "results"
 SAMPLE = REPO / "sample_data"
 
 
-def commands(catalog: Path, photo: Path) -> dict[str, list[str]]:
+def commands(catalog: Path, media_dir: Path, photo: Path) -> dict[str, list[str]]:
     """What is timed: the commands that do no work on an unchanged store, and queries."""
     return {
         "--help": ["--help"],
         "status": ["status"],
-        "ingest (unchanged)": ["ingest", str(catalog), "--quiet"],
+        "ingest (unchanged)": ["ingest", str(catalog), "--media-dir", str(media_dir), "--quiet"],
         "embed (unchanged)": ["embed", "--quiet"],
         "index (unchanged)": ["index", "--quiet"],
         "query text (cold)": ["query", "red coffee mug", "-k", "10", "--json"],
@@ -99,17 +99,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, help="an indexed store [default: one built from sample_data]")
     parser.add_argument("--catalog", type=Path, help="the CSV that store was ingested from (for the unchanged ingest)")
+    parser.add_argument("--media-dir", type=Path, help="the folder that store's media paths resolve against [default: the CSV's]")
     parser.add_argument("--photo", type=Path, default=SAMPLE / "queries" / "q_p007.png", help="query image")
     parser.add_argument("--baseline", type=Path, help="another mmsearch checkout to time beside this one")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    for name in ("store", "catalog", "media_dir", "photo"):  # the baseline runs from its own folder
+        if getattr(args, name):
+            setattr(args, name, getattr(args, name).resolve())
     if args.store and not args.catalog:
         parser.error("--store needs --catalog (the CSV it was ingested from)")
     source, catalog = (args.store, args.catalog) if args.store else (sample_store(), SAMPLE / "products.csv")
     checkouts = {"baseline": args.baseline.resolve(), "this": REPO} if args.baseline else {"this": REPO}
     stores = {name: store_for(checkout, name, source) for name, checkout in checkouts.items()}
-    todo = commands(catalog, args.photo)
+    todo = commands(catalog, args.media_dir or catalog.parent, args.photo)
     times: dict[str, dict[str, list[float]]] = {name: {c: [] for c in todo} for name in checkouts}
     for name, checkout in checkouts.items():  # warm the page cache and byte-compile both
         for command, cmd_args in todo.items():
