@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from itertools import chain
+from operator import itemgetter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -264,6 +264,9 @@ class HnswPart:
             self.labels[pid].append(node)
             self.node_products[node].append(pid)
         self.max_per_product = max((len(v) for v in self.labels.values()), default=1)
+        # most products have one item per part: a flat map makes a filter's nodes one C-level lookup
+        self.single_node = {pid: nodes[0] for pid, nodes in self.labels.items() if len(nodes) == 1}
+        self.multi_nodes = {pid: nodes for pid, nodes in self.labels.items() if len(nodes) > 1}
         self.items = len(ids)
 
     @property
@@ -280,8 +283,11 @@ class HnswPart:
     def _allowed_labels(self, products: set[str] | None) -> np.ndarray | None:
         if products is None:
             return None
-        labels = self.labels
-        return np.unique(np.fromiter(chain.from_iterable(labels[p] for p in products if p in labels), dtype=np.int64))
+        single = products & self.single_node.keys()
+        nodes = list(itemgetter(*single)(self.single_node)) if len(single) > 1 else [self.single_node[p] for p in single]
+        for pid in products & self.multi_nodes.keys():
+            nodes += self.multi_nodes[pid]
+        return np.unique(np.array(nodes, dtype=np.int64))
 
     def candidates(self, queries: np.ndarray, n: int, scope: Scope) -> set[str]:
         """Up to ``n`` products nearest to any query vector."""
