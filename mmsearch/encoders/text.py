@@ -98,11 +98,18 @@ class OnnxSentenceEncoder(SentenceTransformerEncoder):
         return tokenizer
 
     @cached_property
-    def session(self):
-        from .onnx import exported, session
+    def model_path(self) -> Path:
+        """The exported ONNX file (made on first use)."""
+        from .onnx import exported
 
         weights = sorted(self.folder.glob("*.safetensors")) or sorted(self.folder.glob("*.bin"))
-        return session(exported(self.id, weights + [self.folder / "tokenizer.json"], self._export))
+        return exported(self.id, weights + [self.folder / "tokenizer.json"], self._export)
+
+    @cached_property
+    def session(self):
+        from .onnx import session
+
+        return session(self.model_path)
 
     def _export(self, path: Path) -> None:
         import torch
