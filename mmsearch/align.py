@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .bridge import AlignedBridge, ZeroShotBridge
-from .encoders import load_encoder
+from .encoders import configured_torch, load_encoder
 from .errors import MMSearchError
 from .indexing import Planner
 from .store import Store
@@ -116,6 +116,7 @@ def train(store: Store, cfg: AlignConfig = AlignConfig(), progress: Any = None) 
     val_mask = _split(ids, cfg.val_fraction, cfg.seed)
     if val_mask.all() or not val_mask.any():
         raise MMSearchError("the catalog is too small to hold out a validation part: lower or raise --val-fraction")
+    configured_torch()  # an explicit thread count: torch's default pools oversubscribe a small machine
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     image_head, text_head = _heads(image_vectors.shape[1], text_vectors.shape[1], cfg)

@@ -46,7 +46,7 @@ def threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def inference_torch() -> Any:
+def configured_torch() -> Any:
     """torch, imported on first use and set to ``threads()`` threads."""
     import torch
 

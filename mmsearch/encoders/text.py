@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import inference_torch, l2_normalize
+from . import configured_torch, l2_normalize
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 
@@ -36,7 +36,7 @@ def model_folder(name: str) -> Path | None:
 def load_sentence_transformer(name: str):
     from sentence_transformers import SentenceTransformer
 
-    inference_torch()
+    configured_torch()
     folder = model_folder(name)
     return SentenceTransformer(str(folder) if folder else name, device="cpu")
 
