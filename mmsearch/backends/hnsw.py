@@ -5,10 +5,13 @@ node, mapped back to every one of them. In the Myntra catalog 22 % of product te
 repeat another product's, and duplicate nodes crowd each other out of the graph's
 neighbour lists, which cost recall on queries far from any product.
 
-The search-time ``ef`` is calibrated when the part is built: the smallest value on a
-ladder whose recall@10 against exact search reaches the target (0.98 by default) on
-calibration queries drawn from the part's own vectors (see ``calibration_queries``).
-It is recorded in the part's manifest entry and shown by `mmsearch status`.
+The unit vectors are also kept as a plain matrix (``<part>.vectors.npy``, memory
+mapped) for re-scoring candidates and for exact scans. The search-time ``ef`` is
+calibrated when the part is built: the smallest value on a ladder whose recall@10
+against exact search reaches the target (0.98 by default) on calibration queries (see
+``calibration_queries``); then the graph at that ef and a full scan are timed and the
+faster one answers queries. Both are recorded in the part's manifest entry and shown
+by `mmsearch status`.
 
 hnswlib's filtered search under-returns when the filter is selective (the graph walk
 runs out of allowed neighbours) and is slow with a Python filter; so a narrow filter
@@ -21,8 +24,8 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from operator import itemgetter
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +54,10 @@ def calibration_queries(unit_vectors: np.ndarray, n: int = CALIBRATION_QUERIES, 
     - ``between``: the mean of two or three random stored vectors, a point between
       products, where a query that names a few of the catalog's concepts lands;
     - ``anywhere``: random directions, far from every product, where a query in words the
-      catalog does not use lands. On the Myntra train store, WANDS furniture queries had
-      the same recall as these at every ef (0.70/0.61 at ef=50, 0.92/0.88 at 200,
-      0.98/0.98 at 800; benchmarks/README.md).
+      catalog does not use lands. On the Myntra train store's text part, WANDS furniture
+      queries had about the same recall as these at every ef (0.70/0.61 at ef=50,
+      0.92/0.88 at 200, 0.98/0.98 at 800; benchmarks/README.md). For image parts they
+      are conservative: photo queries reach 0.99 at ef=100.
     """
     rng = np.random.default_rng(seed)
     mixes = [unit_vectors[rng.integers(0, len(unit_vectors), size=(n // 2, mix))].sum(axis=1) for mix in (2, 3)]
