@@ -10,16 +10,25 @@ import logging
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from . import render
 from .backends import DEFAULT_TARGET_RECALL
 from .errors import ExitCode, MMSearchError
+from .fusion import FUSIONS
 from .store import STORE_ENV, Store, resolve_store_path
 
 app = typer.Typer(
@@ -191,8 +200,8 @@ def embed(
 @app.command()
 @_command
 def index(
-    m: Annotated[int, typer.Option("--m", help="HNSW graph degree M.")] = 16,
-    ef_construction: Annotated[int, typer.Option(help="HNSW ef_construction.")] = 200,
+    m: Annotated[int, typer.Option("--m", min=2, max=256, help="HNSW graph degree M.")] = 16,
+    ef_construction: Annotated[int, typer.Option(min=1, help="HNSW ef_construction.")] = 200,
     target_recall: Annotated[
         float,
         typer.Option(min=0.5, max=1.0, help="Recall@10 vs exact search that each hnswlib part's search ef is calibrated to reach."),
@@ -253,7 +262,8 @@ BrandOpt = Annotated[Optional[str], typer.Option(help="Only products of this bra
 MinPriceOpt = Annotated[Optional[float], typer.Option(help="Only products priced at least this.")]
 MaxPriceOpt = Annotated[Optional[float], typer.Option(help="Only products priced at most this.")]
 WhereOpt = Annotated[list[str], typer.Option("--where", metavar="COLUMN=VALUE", help="Only products whose COLUMN equals VALUE (repeatable).")]
-FusionOpt = Annotated[str, typer.Option(help="How signals are combined: rrf or weighted.")]
+Fusion = Enum("Fusion", {name: name for name in FUSIONS}, type=str)  # an unknown method is a usage error (exit 2)
+FusionOpt = Annotated[Fusion, typer.Option(help="How signals are combined.")]
 WeightOpt = Annotated[list[str], typer.Option("--weight", metavar="SIGNAL=W", help="Signal weight in fusion (repeatable).")]
 ModalityOpt = Annotated[Optional[str], typer.Option(help="Comma list of signals: lexical,text,image,audio [default: all the query reaches]")]
 
@@ -265,9 +275,9 @@ def query(
     image: Annotated[Optional[Path], typer.Option(help="Query image file.")] = None,
     audio: Annotated[Optional[Path], typer.Option(help="Query audio file.")] = None,
     like: Annotated[Optional[str], typer.Option(help="Find products like this product id.")] = None,
-    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 10,
     modality: ModalityOpt = None,
-    fusion: FusionOpt = "rrf",
+    fusion: FusionOpt = Fusion.rrf,
     weight: WeightOpt = [],
     category: CategoryOpt = None,
     brand: BrandOpt = None,
@@ -286,8 +296,6 @@ def query(
     from .encoders import set_threads
     from .search import Query, Searcher
 
-    if k < 1:
-        raise MMSearchError("-k must be at least 1")
     set_threads(threads)
     searcher = Searcher(Store(resolve_store_path(store)))
     found = searcher.search(
@@ -295,7 +303,7 @@ def query(
         k=k,
         filters=_filters(category, brand, min_price, max_price, where),
         modalities=modality.split(",") if modality else None,
-        fusion=fusion,
+        fusion=fusion.value,
         weights=_weights(weight),
     )
     if json_out:
@@ -309,10 +317,10 @@ def query(
 def eval_(
     queries: Annotated[Path, typer.Option(help="QUERIES.csv: query_id and any of text, image, audio, modality.")],
     qrels: Annotated[Path, typer.Option(help="QRELS.csv: query_id, product_id, relevance.")],
-    k: Annotated[list[int], typer.Option("-k", help="Cutoff (repeatable) [default: 10].")] = [],
+    k: Annotated[list[int], typer.Option("-k", min=1, help="Cutoff (repeatable) [default: 10].")] = [],
     fail_under: Annotated[list[str], typer.Option("--fail-under", metavar="METRIC=VALUE", help="Exit 4 if METRIC is below VALUE (repeatable).")] = [],
     modality: ModalityOpt = None,
-    fusion: FusionOpt = "rrf",
+    fusion: FusionOpt = Fusion.rrf,
     weight: WeightOpt = [],
     store: StoreOpt = None,
     json_out: JsonOpt = False,
@@ -322,7 +330,13 @@ def eval_(
 
     Example: mmsearch eval --queries sample_data/queries.csv --qrels sample_data/qrels.csv -k 1 -k 10 --fail-under ndcg@10=0.5
     """
-    from .evaluation import below_thresholds, evaluate, parse_thresholds, read_qrels, read_queries
+    from .evaluation import (
+        below_thresholds,
+        evaluate,
+        parse_thresholds,
+        read_qrels,
+        read_queries,
+    )
     from .search import Searcher
 
     thresholds = parse_thresholds(fail_under)
@@ -333,7 +347,7 @@ def eval_(
             read_queries(queries),
             read_qrels(qrels),
             ks=k or [10],
-            fusion=fusion,
+            fusion=fusion.value,
             modalities=modality.split(",") if modality else None,
             progress=progress or None,
             weights=_weights(weight),

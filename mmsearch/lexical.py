@@ -49,6 +49,10 @@ class LexicalIndex:
         return cls(_bm25s().BM25.load(str(folder), allow_pickle=False))
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document, in index order (0 where no term matches)."""
+        """BM25 score of every document, in index order (0 where no term matches). A query
+        with no terms (stop words, one character, punctuation) scores 0 everywhere, and the
+        other signals answer it: bm25s itself raises IndexError on an empty query."""
         tokens = _bm25s().tokenize([query], stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False)[0]
+        if not tokens:
+            return np.zeros(int(self.retriever.scores["num_docs"]), dtype=np.float32)
         return np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -13,6 +14,10 @@ if TYPE_CHECKING:  # the reports' modules import what their commands need; --hel
     from .evaluation import EvalReport
     from .indexing import IndexReport
     from .search import Result
+
+
+#: C0 and C1 control characters (ESC starts ANSI and OSC sequences), but not tab
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -34,7 +39,7 @@ def ingest_report(console: Console, report: IngestReport) -> None:
         for name in ("line", "column", "id", "reason"):
             rejects.add_column(name, overflow="fold")
         for r in report.rejects:
-            rejects.add_row(str(r.line), r.column, r.product_id, r.reason)
+            rejects.add_row(str(r.line), _text(r.column), _text(r.product_id), _text(r.reason))
         console.print(rejects)
 
 
@@ -46,7 +51,7 @@ def embed_report(console: Console, report: EmbedReport) -> None:
         table.add_row(modality, str(r.wanted), str(r.embedded), str(r.failed), f"{r.seconds:.1f}", f"{r.per_second:.1f}")
     console.print(table)
     for f in report.failures:
-        console.print(f"[red]skipped[/red] {f.modality} {f.path}: {f.reason}", highlight=False)
+        console.print(f"[red]skipped[/red] {f.modality} {_text(f.path)}: {_text(f.reason)}", highlight=False)
 
 
 def index_report(console: Console, report: IndexReport) -> None:
@@ -64,6 +69,14 @@ def index_report(console: Console, report: IndexReport) -> None:
     console.print(table)
 
 
+def _text(value: str | None) -> str:
+    """Catalog text as data: control characters (ANSI/OSC escapes from a CSV) removed,
+    rich markup (``[red]``, ``[/]``, ``[link=...]``) escaped so it prints as written."""
+    from rich.markup import escape
+
+    return escape(_CONTROL.sub("", value or ""))
+
+
 def results(console: Console, results: list[Result]) -> None:
     signals = list(results[0].scores) if results else []
     table = Table()
@@ -74,9 +87,9 @@ def results(console: Console, results: list[Result]) -> None:
     for r in results:
         table.add_row(
             str(r.rank),
-            r.id,
-            r.title,
-            r.category or "",
+            _text(r.id),
+            _text(r.title),
+            _text(r.category),
             _fmt(r.price, 2),
             _fmt(r.score),
             *(_fmt(r.scores[s], 3) for s in signals),

@@ -20,10 +20,16 @@ import numpy as np
 from .backends import Scope, open_part
 from .bridge import load_bridge
 from .encoders import Encoder, l2_normalize, load_encoder
-from .errors import MMSearchError
+from .errors import ExitCode, MMSearchError
 from .filters import Filters
 from .fusion import fuse
-from .indexing import BRIDGE, BRIDGED, LEXICAL, current_generation, read_generation_manifest
+from .indexing import (
+    BRIDGE,
+    BRIDGED,
+    LEXICAL,
+    current_generation,
+    read_generation_manifest,
+)
 from .lexical import LexicalIndex
 from .media import MediaError, load_audio, load_image
 from .store import Store, file_matches
@@ -43,6 +49,10 @@ class Query:
     image: Path | None = None
     audio: Path | None = None
     like: str | None = None  # a product id: find products like it
+
+    def __post_init__(self) -> None:
+        if self.text is not None and not self.text.strip():
+            self.text = None  # a blank text is no text: "empty query", not an empty BM25 query
 
     def is_empty(self) -> bool:
         return not (self.text or self.image or self.audio or self.like)
@@ -183,7 +193,7 @@ class Searcher:
         weights: dict[str, float] | None = None,
     ) -> list[Result]:
         if query.is_empty():
-            raise MMSearchError("empty query: give TEXT, --image, --audio or --like")
+            raise MMSearchError("empty query: give TEXT, --image, --audio or --like", ExitCode.USAGE)
         wanted = list(modalities or SIGNALS)
         for name in wanted:
             if name not in SIGNALS:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backends import DEFAULT_TARGET_RECALL
 from .embedding import wanted_items
 from .encoders import MODALITIES
 from .errors import MMSearchError
-from .backends import DEFAULT_TARGET_RECALL
-from .indexing import BRIDGE, LEXICAL, Planner, current_generation, read_generation_manifest
+from .indexing import (
+    BRIDGE,
+    LEXICAL,
+    Planner,
+    current_generation,
+    read_generation_manifest,
+)
 from .store import Store
 
 

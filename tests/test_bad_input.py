@@ -482,3 +482,56 @@ def test_embed_accepts_odd_media_and_skips_files_broken_after_ingest(media_run):
     assert "'victim.png': image cannot be decoded" in got["victim"]
     assert "'gone.png' not found" in got["gone"]
     assert_kept(store, before)
+
+
+# -- queries and options that used to end in a traceback (issue 12) ----------------
+@pytest.mark.parametrize("args", [["query", "mug", "-k", "0"], ["query", "mug", "--fusion", "foo"], ["index", "--m", "0"], ["index", "--m", "-1"], ["index", "--ef-construction", "-5"], ["eval", "--queries", "q.csv", "--qrels", "r.csv", "-k", "0"]])
+def test_bad_option_values_are_usage_errors(tmp_path, args):
+    """Checked at parse time, before any model or store is touched: exit 2, no traceback
+    (`index --m 0` used to segfault inside hnswlib)."""
+    proc = mmsearch(tmp_path / "store", *args, check=2)
+    assert "Invalid value" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_query_without_lexical_terms_scores_zero_in_bm25():
+    from mmsearch.lexical import LexicalIndex
+
+    index = LexicalIndex.build(["red mug", "blue lamp", "the green tea"])
+    for text in ("the", "L", "5", "!!!", "   "):  # bm25s raised IndexError on each
+        assert index.scores(text).tolist() == [0.0, 0.0, 0.0]
+    assert index.scores("red")[0] > 0
+
+
+@pytest.mark.slow
+def test_queries_without_lexical_terms_are_answered_by_the_other_signals(sample_store, tmp_path):
+    from .conftest import run_cli
+
+    for text in ("the", "L", "5", "!!!"):
+        found = json.loads(run_cli("query", text, "-k", "3", "--json", store=sample_store).stdout)
+        assert len(found) == 3 and all(r["scores"]["text"] is not None for r in found), text
+    blank = run_cli("query", "   ", store=sample_store, check=2)
+    assert blank.stderr.startswith("error: empty query") and blank.stderr.count("\n") == 1
+    queries = tmp_path / "queries.csv"  # one such row no longer aborts a whole eval
+    queries.write_text("query_id,text\nq1,the\nq2,red coffee mug\n", encoding="utf-8")
+    qrels = tmp_path / "qrels.csv"
+    qrels.write_text("query_id,product_id,relevance\nq1,p001,1\nq2,p001,1\n", encoding="utf-8")
+    report = json.loads(run_cli("eval", "--queries", str(queries), "--qrels", str(qrels), "--json", store=sample_store).stdout)
+    assert report["queries"] == 2
+
+
+def test_catalog_text_is_printed_as_data_not_markup_or_terminal_escapes():
+    import io
+
+    from rich.console import Console
+
+    from mmsearch import render
+    from mmsearch.search import Result
+
+    title = "Mug [/] [red]bold[/red] [link=http://evil.example]x[/link] \x1b[31mred\x1b[0m \x1b]8;;http://evil.example\x07y"
+    result = Result(1, "id[/]1", title, "Mugs [b]", "Brand", 5.0, 0.5, {"lexical": 1.0})
+    out = io.StringIO()
+    render.results(Console(file=out, width=400, force_terminal=True, color_system="truecolor"), [result])
+    text = out.getvalue()
+    plain = "".join(ch for ch in text if ch >= " " or ch == "\n")  # the table's own styling aside
+    assert "id[/]1" in plain and "[red]bold[/red]" in plain and "[link=http://evil.example]x[/link]" in plain and "Mugs [b]" in plain
+    assert "\x1b]8;;http://evil.example" not in text and "\x1b[31mred" not in text  # no OSC hyperlink, no raw colour

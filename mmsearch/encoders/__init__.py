@@ -76,7 +76,12 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def _text(spec: str | None) -> Encoder:
-    from .text import DEFAULT_TEXT_MODEL, OnnxSentenceEncoder, SentenceTransformerEncoder, model_folder
+    from .text import (
+        DEFAULT_TEXT_MODEL,
+        OnnxSentenceEncoder,
+        SentenceTransformerEncoder,
+        model_folder,
+    )
 
     if model_folder(spec or DEFAULT_TEXT_MODEL) is not None:
         return OnnxSentenceEncoder(spec)
