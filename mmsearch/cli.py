@@ -7,6 +7,7 @@ import functools
 import gc
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -107,7 +108,7 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise MMSearchError(f"{option} {item!r}: expected NAME=VALUE")
+            raise MMSearchError(f"{option} {item!r}: expected NAME=VALUE", ExitCode.USAGE)
         out[key.strip()] = value.strip()
     return out
 
@@ -245,10 +246,22 @@ def index(
 
 
 def _weights(items: list[str]) -> dict[str, float]:
-    try:
-        return {signal: float(w) for signal, w in _pairs(items, "--weight").items()}
-    except ValueError:
-        raise MMSearchError(f"--weight {items}: weights must be numbers, e.g. --weight image=0.5") from None
+    """--weight SIGNAL=W: a known signal and a finite weight ≥ 0 (a negative or NaN
+    weight returned nothing, an unknown signal was silently ignored)."""
+    from .search import SIGNALS
+
+    weights = {}
+    for signal, value in _pairs(items, "--weight").items():
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = math.nan
+        if signal not in SIGNALS:
+            raise MMSearchError(f"--weight {signal}={value}: unknown signal; use one of {', '.join(SIGNALS)}", ExitCode.USAGE)
+        if not math.isfinite(weight) or weight < 0:
+            raise MMSearchError(f"--weight {signal}={value}: a weight is a number ≥ 0, e.g. --weight image=0.5", ExitCode.USAGE)
+        weights[signal] = weight
+    return weights
 
 
 def _filters(category: str | None, brand: str | None, min_price: float | None, max_price: float | None, where: list[str]):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytrec_eval
 
-from .errors import MMSearchError
+from .errors import ExitCode, MMSearchError
 from .filters import Filters
 from .search import Query, Searcher
 
@@ -168,16 +168,20 @@ def parse_thresholds(items: Sequence[str]) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep:
-            raise MMSearchError(f"--fail-under {item!r}: expected METRIC=VALUE, e.g. ndcg@10=0.5")
+            raise MMSearchError(f"--fail-under {item!r}: expected METRIC=VALUE, e.g. ndcg@10=0.5", ExitCode.USAGE)
     return out
 
 
 def below_thresholds(metrics: dict[str, float], thresholds: dict[str, float]) -> list[str]:
-    """One message per metric under its bar (an unknown metric name is an error)."""
+    """One message per metric on the wrong side of its bar (an unknown metric name is an
+    error). A bar is a floor for quality and qps, a ceiling for latency (lower is better):
+    `--fail-under latency_ms_p95=100` fails when p95 is above 100 ms."""
     failed = []
     for name, bar in thresholds.items():
         if name not in metrics:
-            raise MMSearchError(f"--fail-under: unknown metric {name!r}; metrics are {', '.join(metrics)}")
-        if metrics[name] < bar:
+            raise MMSearchError(f"--fail-under: unknown metric {name!r}; metrics are {', '.join(metrics)}", ExitCode.USAGE)
+        if name.startswith("latency_") and metrics[name] > bar:
+            failed.append(f"{name} = {metrics[name]:.4f} is above {bar}")
+        elif not name.startswith("latency_") and metrics[name] < bar:
             failed.append(f"{name} = {metrics[name]:.4f} is below {bar}")
     return failed

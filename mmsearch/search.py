@@ -197,7 +197,7 @@ class Searcher:
         wanted = list(modalities or SIGNALS)
         for name in wanted:
             if name not in SIGNALS:
-                raise MMSearchError(f"unknown modality {name!r}: use a comma list of {','.join(SIGNALS)}")
+                raise MMSearchError(f"unknown modality {name!r}: use a comma list of {','.join(SIGNALS)}", ExitCode.USAGE)
         vectors = self.query_vectors(query, wanted)
         use_lexical = LEXICAL in wanted and bool(query.text) and self.part(LEXICAL) is not None
         if not vectors and not use_lexical:

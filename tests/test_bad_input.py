@@ -535,3 +535,42 @@ def test_catalog_text_is_printed_as_data_not_markup_or_terminal_escapes():
     plain = "".join(ch for ch in text if ch >= " " or ch == "\n")  # the table's own styling aside
     assert "id[/]1" in plain and "[red]bold[/red]" in plain and "[link=http://evil.example]x[/link]" in plain and "Mugs [b]" in plain
     assert "\x1b]8;;http://evil.example" not in text and "\x1b[31mred" not in text  # no OSC hyperlink, no raw colour
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--weight", "text=-5"], "a weight is a number"),
+        (["--weight", "text=nan"], "a weight is a number"),
+        (["--weight", "foo=1"], "unknown signal"),
+        (["--where", "gender"], "expected NAME=VALUE"),
+        (["--modality", "foo"], "unknown modality"),
+    ],
+)
+def test_bad_query_arguments_are_usage_errors_with_one_line(tmp_path, args, words):
+    """Each used to return nothing or be ignored with exit 0, or exit 1; all are command
+    line errors (exit 2). An index is needed only to get past opening the store."""
+    from mmsearch import Store, build_index, ingest
+
+    store = tmp_path / "store"
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("id,title\np1,red mug\np2,blue lamp\n", encoding="utf-8")
+    with Store(store).writer("test") as st:
+        ingest(st, csv_path)
+        build_index(st)  # BM25 only: no vectors, no model
+    proc = mmsearch(store, "query", "mug", *args, check=2)
+    assert words in one_error_line(proc)
+
+
+def test_latency_bars_are_ceilings_and_malformed_bars_usage_errors():
+    from mmsearch.errors import ExitCode, MMSearchError
+    from mmsearch.evaluation import below_thresholds, parse_thresholds
+
+    metrics = {"ndcg@10": 0.8, "latency_ms_p95": 20.0}
+    assert below_thresholds(metrics, {"latency_ms_p95": 100000.0}) == []  # exited 4 before
+    assert below_thresholds(metrics, {"latency_ms_p95": 10.0}) == ["latency_ms_p95 = 20.0000 is above 10.0"]
+    assert below_thresholds(metrics, {"ndcg@10": 0.9}) == ["ndcg@10 = 0.8000 is below 0.9"]
+    for bad in (lambda: parse_thresholds(["ndcg@10"]), lambda: below_thresholds(metrics, {"nosuch": 1.0})):
+        with pytest.raises(MMSearchError) as exc:
+            bad()
+        assert exc.value.exit_code == ExitCode.USAGE
