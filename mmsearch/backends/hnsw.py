@@ -32,6 +32,7 @@ from typing import Any
 import hnswlib
 import numpy as np
 
+from ..encoders import l2_normalize
 from ..errors import MMSearchError
 from ..store import file_entry
 from . import DEFAULT_TARGET_RECALL, Item, Scope
@@ -62,7 +63,7 @@ def calibration_queries(unit_vectors: np.ndarray, n: int = CALIBRATION_QUERIES, 
     rng = np.random.default_rng(seed)
     mixes = [unit_vectors[rng.integers(0, len(unit_vectors), size=(n // 2, mix))].sum(axis=1) for mix in (2, 3)]
     kinds = {"between": np.concatenate(mixes), "anywhere": rng.normal(size=(n, unit_vectors.shape[1]))}
-    return {kind: (q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)).astype(np.float32) for kind, q in kinds.items()}
+    return {kind: l2_normalize(q) for kind, q in kinds.items()}
 
 
 def recall_vs_exact(found: np.ndarray, unit_vectors: np.ndarray, queries: np.ndarray, k: int) -> float:

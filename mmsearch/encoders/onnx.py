@@ -44,11 +44,6 @@ def cache_dir() -> Path:
     return Path(base) / "mmsearch"
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _source_digest(folder: Path, sources: Sequence[Path]) -> str:
     """sha256 over the weight files, each remembered by (path, size, mtime_ns)."""
     memo_path = folder / "sources.json"
@@ -56,16 +51,16 @@ def _source_digest(folder: Path, sources: Sequence[Path]) -> str:
         memo = json.loads(memo_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         memo = {}
+    from ..store import sha256_file, write_json_atomic
+
     digests, changed = [], False
     for source in sources:
         stat = source.stat()
         key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
         if key not in memo:
-            memo[key], changed = _sha256(source), True
+            memo[key], changed = sha256_file(source), True
         digests.append(memo[key])
     if changed:
-        from ..store import write_json_atomic
-
         write_json_atomic(memo_path, memo)
     return hashlib.sha256("|".join(digests).encode()).hexdigest()
 
