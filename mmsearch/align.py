@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -27,8 +26,8 @@ import torch
 from .bridge import AlignedBridge, ZeroShotBridge
 from .encoders import configured_torch, load_encoder
 from .errors import MMSearchError
-from .indexing import Planner
-from .store import Store
+from .items import StoreItems
+from .store import Store, write_atomic
 
 
 @dataclass
@@ -55,16 +54,16 @@ class AlignReport:
 
 def _pairs(store: Store) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(product id, image vector, text vector) for every product's images."""
-    planner = Planner(store, 16, 200)
-    if "image" not in planner.models or "text" not in planner.models:
+    items = StoreItems(store)
+    if "image" not in items.models or "text" not in items.models:
         raise MMSearchError("align needs image and text vectors: run `mmsearch embed` first")
-    images, _ = planner.kept_items("image")
-    texts = {pid: item for pid, *item in planner.kept_items("text")[0]}
+    images, _ = items.kept_items("image")
+    texts = {pid: item for pid, *item in items.kept_items("text")[0]}
     images = [item for item in images if item[0] in texts]
     if len(images) < 20:
         raise MMSearchError(f"align needs at least 20 products with an image and text, the store has {len(images)}")
     text_items = [(pid, *texts[pid]) for pid, _, _ in images]
-    return [pid for pid, _, _ in images], planner.vectors("image", images), planner.vectors("text", text_items)
+    return [pid for pid, _, _ in images], items.vectors("image", images), items.vectors("text", text_items)
 
 
 def _split(ids: list[str], fraction: float, seed: int) -> np.ndarray:
@@ -182,13 +181,12 @@ def install(store: Store, bridge: AlignedBridge) -> Path:
 def _install_file(store: Store, source: Path, metadata: dict[str, str]) -> Path:
     """Copy a heads file into the store (aside, then renamed in) and record it."""
     path = store.root / AlignedBridge.FILE
-    tmp = store.root / f".{AlignedBridge.FILE}.tmp"
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, path)
+    data = source.read_bytes()
+    write_atomic(path, data)
     manifest = store.manifest()
     manifest["alignment"] = {
         "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
         "image_model": metadata["image_model"],
         "text_model": metadata["text_model"],
         "val": json.loads(metadata.get("val", "{}")),

@@ -17,6 +17,7 @@ Bridged vectors are derived from stored vectors at index time (parts ``image_x``
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,7 +25,7 @@ import numpy as np
 from safetensors.numpy import load_file as load_arrays
 from safetensors.numpy import save_file as save_arrays
 
-from .encoders import Encoder, l2_normalize
+from .encoders import Encoder, l2_normalize, load_encoder
 
 ZEROSHOT_PROMPT = "a photo of a {}"
 
@@ -66,7 +67,7 @@ class ZeroShotBridge:
         prompts = [ZEROSHOT_PROMPT.format(info.index_to_description(i)) for i in range(info.num_classes())]
         weight, bias = image_encoder.classifier()
         labels = l2_normalize(text_encoder.encode(prompts))
-        return cls(weight, bias, labels, f"zeroshot:{image_encoder.id}|{text_encoder.id}")
+        return cls(weight, bias, labels, _zeroshot_id(image_encoder.id, text_encoder.id))
 
     def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
         probs = _softmax(image_vectors @ self.weight.T + self.bias)
@@ -122,8 +123,7 @@ class AlignedBridge:
             shapes = {k: heads[side][k].shape for k in expected if k in heads[side]}
             if shapes != expected or {"net.0.bias", "net.2.bias"} - set(heads[side]):
                 raise ValueError(f"the {side} head's arrays do not match its metadata")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        return cls(heads, meta, f"aligned:{digest}")
+        return cls(heads, meta, _aligned_id(path))
 
     def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
         return _project(self.heads["image"], image_vectors)
@@ -154,7 +154,7 @@ class ClipBridge:
 
     def __init__(self, image_encoder: Any):
         self.encoder = image_encoder
-        self.id = f"open_clip:{image_encoder.id}"
+        self.id = _clip_id(image_encoder.id)
 
     def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
         return l2_normalize(image_vectors)
@@ -167,6 +167,46 @@ class ClipBridge:
 
     def save(self, folder: Path) -> list[Path]:
         return []
+
+
+# -- identity and choice: one place --------------------------------------------
+def _zeroshot_id(image_id: str, text_id: str) -> str:
+    return f"zeroshot:{image_id}|{text_id}"
+
+
+def _clip_id(image_id: str) -> str:
+    return f"open_clip:{image_id}"
+
+
+def _aligned_id(path: Path) -> str:
+    return f"aligned:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+
+
+def _is_clip(model: dict[str, Any]) -> bool:
+    return model["name"].startswith("open_clip:")
+
+
+def bridge_id(models: dict[str, dict[str, Any]], alignment: Path | None) -> str:
+    """The identity of the bridge ``make_bridge`` would build, known without loading any
+    model: it is part of the bridged parts' fingerprints."""
+    if alignment:
+        return _aligned_id(alignment)
+    if _is_clip(models["image"]):
+        return _clip_id(models["image"]["id"])
+    return _zeroshot_id(models["image"]["id"], models["text"]["id"])
+
+
+def make_bridge(models: dict[str, dict[str, Any]], alignment: Path | None, saved: Callable[[str], Bridge | None]) -> Bridge:
+    """The store's bridge, in order of preference: trained heads (``alignment``), CLIP's
+    text tower, else a zero-shot bridge. ``saved(id)`` may return one already built (the
+    live generation's): building a zero-shot bridge encodes 1,000 class names."""
+    if alignment:
+        return AlignedBridge.from_file(alignment)
+    if _is_clip(models["image"]):
+        return ClipBridge(load_encoder("image", models["image"]["name"]))
+    return saved(bridge_id(models, None)) or ZeroShotBridge.build(
+        load_encoder("image", models["image"]["name"]), load_encoder("text", models["text"]["name"])
+    )
 
 
 def load_bridge(folder: Path, entry: dict[str, Any], image_encoder: Any) -> Bridge:

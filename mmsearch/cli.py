@@ -27,7 +27,12 @@ from rich.progress import (
 )
 
 from . import render
-from .backends import DEFAULT_TARGET_RECALL
+from .backends import (
+    DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_M,
+    DEFAULT_TARGET_RECALL,
+    MILVUS_TOKEN_ENV,
+)
 from .errors import ExitCode, MMSearchError
 from .fusion import FUSIONS
 from .store import STORE_ENV, Store, resolve_store_path
@@ -201,8 +206,8 @@ def embed(
 @app.command()
 @_command
 def index(
-    m: Annotated[int, typer.Option("--m", min=2, max=256, help="HNSW graph degree M.")] = 16,
-    ef_construction: Annotated[int, typer.Option(min=1, help="HNSW ef_construction.")] = 200,
+    m: Annotated[int, typer.Option("--m", min=2, max=256, help="HNSW graph degree M.")] = DEFAULT_M,
+    ef_construction: Annotated[int, typer.Option(min=1, help="HNSW ef_construction.")] = DEFAULT_EF_CONSTRUCTION,
     target_recall: Annotated[
         float,
         typer.Option(min=0.5, max=1.0, help="Recall@10 vs exact search that each hnswlib part's search ef is calibrated to reach."),
@@ -214,7 +219,7 @@ def index(
         Optional[str], typer.Option(help="Milvus server (http://HOST:19530) or milvus-lite file (FILE.db). Remembered.")
     ] = None,
     token: Annotated[
-        Optional[str], typer.Option(envvar="MMSEARCH_MILVUS_TOKEN", help="Milvus token (USER:PASSWORD or API key). Never stored.")
+        Optional[str], typer.Option(envvar=MILVUS_TOKEN_ENV, help="Milvus token (USER:PASSWORD or API key). Never stored.")
     ] = None,
     collection_prefix: Annotated[
         Optional[str], typer.Option(help="Milvus collections are named PREFIX_text, PREFIX_image, ... [default: mmsearch]. Remembered.")

@@ -17,22 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from . import generations
 from .backends import Scope, open_part
 from .bridge import load_bridge
 from .encoders import Encoder, l2_normalize, load_encoder
 from .errors import ExitCode, MMSearchError
 from .filters import Filters
 from .fusion import fuse
-from .indexing import (
-    BRIDGE,
-    BRIDGED,
-    LEXICAL,
-    current_generation,
-    read_generation_manifest,
-)
+from .generations import BRIDGE, BRIDGED, LEXICAL
 from .lexical import LexicalIndex
 from .media import MediaError, load_audio, load_image
-from .store import Store, file_matches
+from .store import Store
 
 SIGNALS = (LEXICAL, "text", "image", "audio")
 # Default fusion weight of a signal reached through the bridge (a text query scoring
@@ -73,17 +68,6 @@ class Result:
         return asdict(self)
 
 
-def _verify(folder: Path, entry: dict[str, Any]) -> None:
-    """Check size and checksum before a file is handed to a loader: hnswlib can crash
-    on a truncated or corrupted file instead of raising."""
-    for f in entry["files"]:
-        path = folder / f["name"]
-        if not path.is_file():
-            raise MMSearchError(f"index file {path} is missing: run `mmsearch index` to rebuild")
-        if not file_matches(folder, f):
-            raise MMSearchError(f"index file {path} is corrupted (size or checksum differs): run `mmsearch index`")
-
-
 class LexicalPart:
     def __init__(self, folder: Path, entry: dict[str, Any]):
         self.index = LexicalIndex.load(folder / LEXICAL)
@@ -110,11 +94,11 @@ class Searcher:
 
     def __init__(self, store: Store):
         self.store = store.require()
-        folder = current_generation(store)
+        folder = generations.current(store)
         if folder is None or not folder.exists():
             raise MMSearchError(f"store {store.root} has no index: run `mmsearch embed` then `mmsearch index`")
         self.folder = folder
-        self.manifest = read_generation_manifest(folder)
+        self.manifest = generations.read_manifest(folder)
         self.parts: dict[str, Any] = {}
         self._encoders: dict[str, Encoder] = {}
 
@@ -122,7 +106,7 @@ class Searcher:
         if name not in self.parts:
             entry = self.manifest["parts"].get(name)
             if entry is not None:
-                _verify(self.folder, entry)
+                generations.verify_part(self.folder, entry)
             if entry is None:
                 self.parts[name] = None
             elif name == LEXICAL:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backends import DEFAULT_TARGET_RECALL
+from . import generations
+from .backends import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_TARGET_RECALL
 from .embedding import wanted_items
 from .encoders import MODALITIES
 from .errors import MMSearchError
-from .indexing import (
-    BRIDGE,
-    LEXICAL,
-    Planner,
-    current_generation,
-    read_generation_manifest,
-)
+from .generations import BRIDGE, LEXICAL
+from .indexing import PartPlanner
 from .store import Store
 
 
@@ -55,16 +51,16 @@ def _hashes(store: Store, table: str, modality: str, model: str) -> set[str]:
 
 
 def _index_status(store: Store) -> dict[str, Any]:
-    folder = current_generation(store)
+    folder = generations.current(store)
     if folder is None or not folder.exists():
         return {"generation": None, "parts": {}, "stale": True}
-    parts = read_generation_manifest(folder)["parts"]
+    parts = generations.read_manifest(folder)["parts"]
     # Take M/ef_construction from a vector part: manifests are written with sorted keys,
     # so the first part is often "lexical", which has neither, and an index built with
     # non-default --m/--ef-construction was then reported stale for ever.
     any_part = next((p for p in parts.values() if "M" in p), {})
-    planner = Planner(
-        store, any_part.get("M", 16), any_part.get("ef_construction", 200), target_recall=any_part.get("target_recall", DEFAULT_TARGET_RECALL)
+    planner = PartPlanner(
+        store, any_part.get("M", DEFAULT_M), any_part.get("ef_construction", DEFAULT_EF_CONSTRUCTION), target_recall=any_part.get("target_recall", DEFAULT_TARGET_RECALL)
     )
     expected = {plan.name: plan.fingerprint for plan in planner.plans()}
     out = {
@@ -83,7 +79,7 @@ def _index_status(store: Store) -> dict[str, Any]:
     missing = [name for name in expected if name not in parts]
     return {
         "generation": folder.name,
-        "created": read_generation_manifest(folder).get("created"),
+        "created": generations.read_manifest(folder).get("created"),
         "parts": out,
         "missing_parts": missing,
         "stale": any(p["stale"] for p in out.values()) or bool(missing),

@@ -88,26 +88,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_matches(folder: Path, entry: dict[str, Any]) -> bool:
-    """Is ``folder/entry["name"]`` the file its manifest entry describes (size, sha256)?"""
-    path = folder / entry["name"]
-    return path.is_file() and path.stat().st_size == entry["size"] and sha256_file(path) == entry["sha256"]
-
-
-def file_entry(path: Path, name: str | None = None) -> dict[str, Any]:
-    """A manifest's record of one index file, checked before any loader reads it."""
-    return {"name": name or path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON beside the target and rename it into place, so a reader or a crash
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write beside the target, fsync, and rename into place, so a reader or a crash
     never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True).encode())
 
 
 class Store:

@@ -27,8 +27,13 @@ if TYPE_CHECKING:
 
 Item = tuple[str, str, str]  # (product id, media path or "", content hash)
 BACKENDS = ("hnswlib", "milvus")
+#: HNSW graph degree and build beam (hnswlib's own suggestions; `mmsearch index --m ...`)
+DEFAULT_M = 16
+DEFAULT_EF_CONSTRUCTION = 200
 #: recall@10 against exact search that an hnswlib part's search ef is calibrated to reach
 DEFAULT_TARGET_RECALL = 0.98
+#: where the Milvus token is read from (never written to the store)
+MILVUS_TOKEN_ENV = "MMSEARCH_MILVUS_TOKEN"
 
 
 @dataclass

@@ -34,8 +34,8 @@ import numpy as np
 
 from ..encoders import l2_normalize
 from ..errors import MMSearchError
-from ..store import file_entry
-from . import DEFAULT_TARGET_RECALL, Item, Scope
+from ..generations import file_entry
+from . import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_TARGET_RECALL, Item, Scope
 
 # Allowed sets at most this large (or this fraction of the index) are searched exactly.
 EXACT_MAX_ROWS = 20_000
@@ -112,7 +112,7 @@ class HnswIndex:
         return len(self.matrix)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, m: int = 16, ef_construction: int = 200, seed: int = 100) -> "HnswIndex":
+    def build(cls, vectors: np.ndarray, m: int = DEFAULT_M, ef_construction: int = DEFAULT_EF_CONSTRUCTION, seed: int = 100) -> "HnswIndex":
         """The graph over ``vectors``, which are normalised in place."""
         matrix = _unit(vectors)
         index = hnswlib.Index(space="cosine", dim=matrix.shape[1])

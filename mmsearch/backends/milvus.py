@@ -42,13 +42,12 @@ import numpy as np
 from ..encoders import l2_normalize
 from ..errors import MMSearchError
 from ..filters import MILVUS_CORE_JSON, fold
-from . import Item, Scope
+from . import MILVUS_TOKEN_ENV, Item, Scope
 
 # gRPC's C core prints transport notices (keepalive "too_many_pings" from milvus-lite)
 # straight to stderr; failures still reach us as exceptions.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-TOKEN_ENV = "MMSEARCH_MILVUS_TOKEN"
 CONNECT_TIMEOUT_S = 10.0
 #: How long `index` waits for the server to finish building a collection's index.
 INDEX_WAIT_S = float(os.environ.get("MMSEARCH_MILVUS_INDEX_WAIT", 1800))
@@ -113,7 +112,7 @@ _clients: dict[tuple[str, str], Any] = {}
 
 def connect(uri: str, token: str | None = None) -> Any:
     """One client per URI and token in a process (milvus-lite opens its file once)."""
-    token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+    token = token if token is not None else os.environ.get(MILVUS_TOKEN_ENV, "")
     if (uri, token) not in _clients:
         _clients[uri, token] = _connect(uri, token)
     return _clients[uri, token]
@@ -152,7 +151,7 @@ def _connect(uri: str, token: str) -> Any:
             ) from None
         raise MMSearchError(
             f"cannot connect to Milvus at {uri} ({_message(exc)}): check that the server is up and the URI "
-            f"and ${TOKEN_ENV} are right; the local store is unchanged"
+            f"and ${MILVUS_TOKEN_ENV} are right; the local store is unchanged"
         ) from None
 
 
@@ -487,9 +486,6 @@ class MilvusPart:
     def products(self) -> set[str]:
         with milvus_errors(self.uri, "listing products"):
             return {row["product_id"] for batch in _iterate(self.client, self.collection, ["product_id"]) for row in batch}
-
-    def has(self, pid: str) -> bool:
-        return len(self.product_vectors(pid)) > 0
 
     def product_vectors(self, pid: str) -> np.ndarray:
         rows = self._rows_of([pid])
