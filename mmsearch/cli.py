@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -81,7 +82,7 @@ def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except MMSearchError as exc:
-            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+            err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)  # it may quote catalog text or input
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted:[/yellow] finished work is kept; run the same command again to continue")
@@ -162,9 +163,13 @@ def embed(
     text_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model name or path [default: all-MiniLM-L6-v2, bundled]")] = None,
     image_model: Annotated[Optional[str], typer.Option(help="Image model [default: efficientnet_lite0, bundled]")] = None,
     audio_model: Annotated[Optional[str], typer.Option(help="Audio model [default: librosa-mfcc]")] = None,
-    text_fields: Annotated[Optional[str], typer.Option(help="Comma list of fields/attribute columns to embed as text [default: all]")] = None,
+    text_fields: Annotated[
+        Optional[str], typer.Option(help="Comma list of fields/attribute columns to embed as text, or all [default: the store's, else all]")
+    ] = None,
     modality: Annotated[Optional[str], typer.Option(help="Comma list of modalities to embed [default: text,image,audio]")] = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the stored vectors of these modalities and embed them again.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Embed these modalities again from scratch; an interrupted rebuild continues where it stopped.")
+    ] = False,
     batch_size: Annotated[Optional[int], typer.Option(help="Items per batch (and per commit) [default: 256 text, 64 images, 16 audio]")] = None,
     threads: ThreadsOpt = None,
     store: StoreOpt = None,
@@ -179,17 +184,19 @@ def embed(
     Exit code 3 when some media failed to decode (they are listed and skipped).
     """
     from .embedding import embed as run_embed
-    from .encoders import MODALITIES, set_threads
+    from .encoders import MODALITIES, parse_modalities, set_threads
 
     set_threads(threads)
     models = {"text": text_model, "image": image_model, "audio": audio_model}
-    fields = [f.strip() for f in text_fields.split(",")] if text_fields else None
-    modalities = [m.strip() for m in modality.split(",")] if modality else list(MODALITIES)
-    for m in modalities:
-        if m not in MODALITIES:
-            raise MMSearchError(f"--modality {m!r}: use a comma list of {','.join(MODALITIES)}")
+    fields = text_fields.split(",") if text_fields is not None else None
+    modalities = parse_modalities(modality) if modality is not None else list(MODALITIES)
     with Store(resolve_store_path(store)).require().writer("embed", wait) as st, _progress(quiet or json_out) as progress:
         report = run_embed(st, models, fields, modalities, progress or None, rebuild=rebuild, batch_size=batch_size)
+    for name, r in report.modalities.items():
+        if r.continued:
+            kind = "rebuild" if r.continued["rebuild"] else "switch to model"
+            note = f"note: continued the interrupted {name} {kind} {r.continued['name']} started {r.continued['started']}"
+            err.print(note, markup=False, highlight=False)
     if json_out:
         _print_json(
             {
@@ -311,23 +318,23 @@ def query(
     Examples: mmsearch query 'red coffee mug' --max-price 20
               mmsearch query --image photo.jpg -k 5 --json
     """
-    from .encoders import set_threads
-    from .search import Query, Searcher
+    from .encoders import parse_modalities, set_threads
+    from .filters import check_filters, no_match_hint
+    from .search import SIGNALS, Query, Searcher
 
     set_threads(threads)
+    filters = _filters(category, brand, min_price, max_price, where)
+    signals = parse_modalities(modality, SIGNALS) if modality is not None else None
     searcher = Searcher(Store(resolve_store_path(store)))
-    found = searcher.search(
-        Query(text, image, audio, like),
-        k=k,
-        filters=_filters(category, brand, min_price, max_price, where),
-        modalities=modality.split(",") if modality else None,
-        fusion=fusion.value,
-        weights=_weights(weight),
-    )
+    found = searcher.search(Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value, weights=_weights(weight))
+    if not found and not filters.is_empty():
+        check_filters(searcher.store, filters)  # a column or value that does not exist is a usage error
     if json_out:
         _print_json([r.to_dict() for r in found])
     else:
         render.results(out, found)
+    if not found and not filters.is_empty():
+        err.print(f"[yellow]note:[/yellow] {escape(no_match_hint(searcher.store, filters))}", highlight=False)
 
 
 @app.command("eval")
@@ -348,6 +355,7 @@ def eval_(
 
     Example: mmsearch eval --queries sample_data/queries.csv --qrels sample_data/qrels.csv -k 1 -k 10 --fail-under ndcg@10=0.5
     """
+    from .encoders import parse_modalities
     from .evaluation import (
         below_thresholds,
         evaluate,
@@ -355,9 +363,10 @@ def eval_(
         read_qrels,
         read_queries,
     )
-    from .search import Searcher
+    from .search import SIGNALS, Searcher
 
     thresholds = parse_thresholds(fail_under)
+    signals = parse_modalities(modality, SIGNALS) if modality is not None else None
     searcher = Searcher(Store(resolve_store_path(store)))
     with _progress(quiet or json_out) as progress:
         report = evaluate(
@@ -366,7 +375,7 @@ def eval_(
             read_qrels(qrels),
             ks=k or [10],
             fusion=fusion.value,
-            modalities=modality.split(",") if modality else None,
+            modalities=signals,
             progress=progress or None,
             weights=_weights(weight),
         )

@@ -5,6 +5,12 @@ once with the current model is never embedded again, whichever product it belong
 Each batch is committed on its own, so an interrupted run loses at most one batch and
 the next run resumes where it stopped. Media that fails to decode is recorded in
 ``failures`` with its reason and skipped, not retried until its content changes.
+
+A rebuild (``--rebuild``, or a switch to another model) is recorded in the store
+manifest under ``rebuilding`` until it completes, so that any later `embed` continues
+it with the same model. A same-model rebuild replaces vectors in place and notes each
+item it re-embedded in the ``rebuilt`` table: the old vectors stay searchable until
+replaced, and a resumed rebuild re-embeds only what it has not done yet.
 """
 
 from __future__ import annotations
@@ -19,12 +25,22 @@ from typing import Any
 
 import numpy as np
 
-from .catalog import iter_products, product_text
+from .catalog import TEXT_FIELDS, iter_products, product_text
 from .encoders import MODALITIES, Encoder, load_encoder
+from .errors import ExitCode, MMSearchError
+from .filters import attribute_columns, did_you_mean
 from .media import MediaError, load_audio, load_image
 from .store import Store
 
 BATCH_SIZE = {"text": 256, "image": 64, "audio": 16}
+#: ``--text-fields all``: the default, core text fields then every attribute column
+ALL_FIELDS = "all"
+#: Items a same-model rebuild in progress has re-embedded (created when first needed).
+REBUILT_TABLE = """CREATE TABLE IF NOT EXISTS rebuilt (
+    modality TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    PRIMARY KEY (modality, content_hash)
+)"""
 
 
 def text_hash(text: str) -> str:
@@ -41,6 +57,25 @@ def wanted_items(store: Store, modality: str, text_fields: Sequence[str] | None)
     return {digest: path for digest, path in rows}
 
 
+def check_text_fields(store: Store, fields: Sequence[str]) -> list[str] | None:
+    """The text fields to embed, None for ``all`` (the default). Every name must be a core
+    text field or an attribute column some product has, and together they must give some
+    product text: otherwise nothing would be embedded and `index` would have no text."""
+    names = list(dict.fromkeys(f.strip() for f in fields if f.strip()))
+    if names == [ALL_FIELDS]:
+        return None
+    available = [*TEXT_FIELDS, *attribute_columns(store)]
+    option = f"--text-fields {','.join(fields)}"
+    for name in names or [""]:
+        if name not in available:
+            what = f"no field {name!r}{did_you_mean(name, available)}" if name else "no field given"
+            raise MMSearchError(f"{option}: {what}; fields are {', '.join(available)} (or {ALL_FIELDS} alone, the default)", ExitCode.USAGE)
+    products = store.db.execute("SELECT count(*) FROM products").fetchone()[0]
+    if products and not wanted_items(store, "text", names):
+        raise MMSearchError(f"{option}: no product has a value in these fields; fields are {', '.join(available)}", ExitCode.USAGE)
+    return names
+
+
 @dataclass
 class Failure:
     modality: str
@@ -54,6 +89,8 @@ class ModalityReport:
     embedded: int = 0
     failed: int = 0
     seconds: float = 0.0
+    #: the interrupted rebuild this run continued (its ``rebuilding`` manifest entry)
+    continued: dict[str, Any] | None = None
 
     @property
     def per_second(self) -> float:
@@ -95,12 +132,17 @@ def embed_modality(
     wanted: dict[str, str],
     progress: Any = None,
     batch_size: int | None = None,
+    rebuilding: bool = False,
 ) -> tuple[ModalityReport, list[Failure]]:
-    """Embed whatever in ``wanted`` has no vector from ``encoder`` yet, batch by batch.
+    """Embed whatever in ``wanted`` has no vector from ``encoder`` yet, batch by batch;
+    while ``rebuilding``, whatever this rebuild has not re-embedded yet.
 
     ``progress`` is a rich Progress (or None for silence)."""
     modality, db = encoder.modality, store.db
-    done = {h for (h,) in db.execute("SELECT content_hash FROM vectors WHERE modality=? AND model=?", (modality, encoder.id))}
+    if rebuilding:
+        done = rebuilt_items(store, modality)
+    else:
+        done = {h for (h,) in db.execute("SELECT content_hash FROM vectors WHERE modality=? AND model=?", (modality, encoder.id))}
     failed_before = {
         h for (h,) in db.execute("SELECT content_hash FROM failures WHERE modality=? AND model=?", (modality, encoder.id))
     }
@@ -130,6 +172,8 @@ def embed_modality(
                     "INSERT OR REPLACE INTO failures (modality, content_hash, model, path, reason) VALUES (?, ?, ?, ?, ?)",
                     [(modality, d, encoder.id, s, r) for d, s, r in bad],
                 )
+                if rebuilding:
+                    tx.executemany("INSERT OR IGNORE INTO rebuilt (modality, content_hash) VALUES (?, ?)", [(modality, k) for k in keys])
             failures += [Failure(modality, s, r) for _, s, r in bad]
             report.embedded += len(keys)
             report.failed += len(bad)
@@ -152,11 +196,19 @@ def _collect_garbage(store: Store, modality: str, model: str, keep: set[str]) ->
             tx.executemany(f"DELETE FROM {table} WHERE modality=? AND content_hash=?", stale)
 
 
+def rebuilt_items(store: Store, modality: str) -> set[str]:
+    """What the rebuild of ``modality`` in progress has re-embedded so far."""
+    store.db.execute(REBUILT_TABLE)
+    return {h for (h,) in store.db.execute("SELECT content_hash FROM rebuilt WHERE modality=?", (modality,))}
+
+
 def resolve_models(store: Store, requested: dict[str, str | None]) -> dict[str, str | None]:
-    """The model spec per modality: what the user asked for now, else what the store
-    already uses (so a plain `embed` never switches models by accident), else default."""
-    current = store.manifest().get("models", {})
-    return {m: requested.get(m) or current.get(m, {}).get("name") for m in MODALITIES}
+    """The model spec per modality: what the user asked for now, else the model of an
+    interrupted rebuild (which a plain `embed` continues), else what the store already
+    uses (so a plain `embed` never switches models by accident), else the default."""
+    manifest = store.manifest()
+    current, rebuilding = manifest.get("models", {}), manifest.get("rebuilding", {})
+    return {m: requested.get(m) or rebuilding.get(m, {}).get("name") or current.get(m, {}).get("name") for m in MODALITIES}
 
 
 def embed(
@@ -170,32 +222,80 @@ def embed(
 ) -> EmbedReport:
     """Bring every modality's vectors up to date with the catalog and the chosen models.
 
-    ``rebuild`` first drops the stored vectors (and recorded failures) of ``modalities``."""
+    ``text_fields`` None keeps the store's; ``["all"]`` is the default (see
+    ``check_text_fields``). ``rebuild`` embeds ``modalities`` again from scratch,
+    continuing a rebuild that was interrupted rather than starting over."""
     manifest = store.manifest()
-    if text_fields is None:
-        text_fields = manifest.get("text_fields")
+    text_fields = manifest.get("text_fields") if text_fields is None else check_text_fields(store, text_fields)
     specs = resolve_models(store, models or {})
     report = EmbedReport()
     for modality in modalities:
-        if rebuild:
-            with store.transaction() as tx:
-                tx.execute("DELETE FROM vectors WHERE modality=?", (modality,))
-                tx.execute("DELETE FROM failures WHERE modality=?", (modality,))
         wanted = wanted_items(store, modality, text_fields)
         if not wanted:
             continue
         encoder = load_encoder(modality, specs[modality])
-        mod_report, failures = embed_modality(store, encoder, wanted, progress, batch_size)
+        spec = specs[modality] or encoder.name
+        marker, continued = _start_rebuild(store, manifest, modality, encoder, spec, rebuild)
+        mod_report, failures = embed_modality(store, encoder, wanted, progress, batch_size, bool(marker and marker["rebuild"]))
+        mod_report.continued = continued
         report.modalities[modality] = mod_report
         report.failures += failures
-        manifest.setdefault("models", {})[modality] = {
-            "name": specs[modality] or encoder.name,
-            "id": encoder.id,
-            "dim": _stored_dim(store, modality),
-        }
+        manifest.setdefault("models", {})[modality] = {"name": spec, "id": encoder.id, "dim": _stored_dim(store, modality)}
         manifest["text_fields"] = list(text_fields) if text_fields is not None else None
-        store.write_manifest(manifest)
+        if marker:
+            _finish_rebuild(store, manifest, modality, marker)
+        else:
+            store.write_manifest(manifest)
     return report
+
+
+def _start_rebuild(
+    store: Store, manifest: dict[str, Any], modality: str, encoder: Encoder, spec: str, rebuild: bool
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the ``rebuilding`` entry this run works under, or None; the interrupted one it
+    continues, or None). A rebuild or a model switch is recorded before any vector
+    changes, so an interrupted one is finished by the next `embed`, with its model."""
+    entries = manifest.setdefault("rebuilding", {})
+    marker = entries.get(modality)
+    if marker and marker["id"] == encoder.id and (marker["rebuild"] or not rebuild):
+        return marker, marker
+    current = manifest.get("models", {}).get(modality)
+    if not rebuild and (not current or current["id"] == encoder.id):
+        entries.pop(modality, None)  # an interrupted rebuild with another model is abandoned
+        if not entries:
+            manifest.pop("rebuilding")
+        return None, None
+    marker = entries[modality] = {
+        "name": spec,
+        "id": encoder.id,
+        "rebuild": rebuild,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    with store.transaction() as tx:
+        tx.execute(REBUILT_TABLE)
+        tx.execute("DELETE FROM rebuilt WHERE modality=?", (modality,))
+        if rebuild:  # failed items are tried again
+            tx.execute("DELETE FROM failures WHERE modality=?", (modality,))
+    store.write_manifest(manifest)
+    return marker, None
+
+
+def _finish_rebuild(store: Store, manifest: dict[str, Any], modality: str, marker: dict[str, Any]) -> None:
+    """Strike a completed rebuild from the manifest (and write it). A rebuild keeps only
+    the vectors it made: an item that failed this time loses its old vector, as in a
+    rebuild from scratch. Each step can be interrupted: the next `embed` redoes it."""
+    if marker["rebuild"]:
+        with store.transaction() as tx:
+            tx.execute(
+                "DELETE FROM vectors WHERE modality=? AND content_hash NOT IN (SELECT content_hash FROM rebuilt WHERE modality=?)",
+                (modality, modality),
+            )
+    del manifest["rebuilding"][modality]
+    if not manifest["rebuilding"]:
+        del manifest["rebuilding"]
+    store.write_manifest(manifest)
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM rebuilt WHERE modality=?", (modality,))
 
 
 def _stored_dim(store: Store, modality: str) -> int | None:

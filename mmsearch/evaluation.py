@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import pytrec_eval
 
+from .encoders import parse_modalities
 from .errors import ExitCode, MMSearchError
 from .filters import Filters
-from .search import Query, Searcher
+from .search import SIGNALS, Query, Searcher
 
 RUN_DEPTH = 100  # map and mrr are computed over this many results
 
@@ -71,7 +72,8 @@ def read_queries(path: Path) -> list[EvalQuery]:
         if query.is_empty():
             raise MMSearchError(f"{path} line {line}: query {row['query_id']!r} has no text, image or audio")
         modality = row.get("modality", "").strip()
-        queries.append(EvalQuery(row["query_id"].strip(), query, modality.split(",") if modality else None))
+        signals = parse_modalities(modality, SIGNALS, f"{path} line {line}: modality") if modality else None
+        queries.append(EvalQuery(row["query_id"].strip(), query, signals))
     return queries
 
 

@@ -130,9 +130,19 @@ class PartPlanner:
                 plans.append(self._vector_plan(modality, kept[modality], missing))
         if kept.get("image") and kept.get("text"):
             plans += self._bridge_plans(kept)
-        if self.items.texts:
+        if any(self.items.texts.values()):  # bm25s cannot index a corpus of empty texts
             plans.append(self._lexical_plan())
         return plans
+
+    def check_text(self) -> None:
+        """Text fields that give no product any text leave the store without a text index:
+        stop with the repair (stores saved such fields before `embed` checked them)."""
+        fields, texts = self.items.text_fields, self.items.texts
+        if fields is not None and texts and not any(texts.values()):
+            raise MMSearchError(
+                f"the store's text fields ({', '.join(fields)}) give no product any text: "
+                "run `mmsearch embed --text-fields all` (or name fields the catalog has), then `mmsearch index`"
+            )
 
     def _vector_fingerprint(self, model_id: str, items: list[Item]) -> str:
         return _fingerprint(model_id, self.params, items, *self.backend.fingerprint(items, model_id, self.items.catalog))
@@ -233,6 +243,7 @@ def build_index(
     store.require()
     planner = PartPlanner(store, m, ef_construction, backend, target_recall)
     try:
+        planner.check_text()
         return _build_index(store, planner, progress)
     finally:
         planner.backend.close()

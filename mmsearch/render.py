@@ -120,6 +120,15 @@ def status(console: Console, info: dict[str, Any]) -> None:
             modality, model.get("name", "—"), _fmt(model.get("dim")), str(m["items"]), str(m["vectors"]), str(m["failed"]), str(m["to_embed"])
         )
     console.print(table)
+    for modality, m in info["modalities"].items():
+        if r := m.get("rebuilding"):
+            kind = "rebuild" if r["rebuild"] else "switch to model"
+            console.print(
+                f"[yellow]{modality} {kind} {_text(r['model'])} interrupted[/yellow] ({r['done']}/{r['items']} done, "
+                f"started {r['started']}): run `mmsearch embed` to finish it",
+                highlight=False,
+            )
+    _filters_table(console, info["filters"])
     index = info["index"]
     if not index["generation"]:
         console.print("index: [yellow]none[/yellow] (run `mmsearch index`)")
@@ -138,3 +147,24 @@ def status(console: Console, info: dict[str, Any]) -> None:
             console.print(f"[red]problem[/red] {problem}", highlight=False)
         if not info["problems"]:
             console.print("[green]verify: no problems found[/green]")
+
+
+def _filters_table(console: Console, columns: dict[str, Any]) -> None:
+    """What `query --category/--brand/--where/--*-price` can filter on, with the most
+    frequent values and their product counts."""
+    table = Table(title="filterable columns (--where COLUMN=VALUE)")
+    table.add_column("column")
+    table.add_column("values", justify="right")
+    table.add_column("most frequent (products)", overflow="fold")
+    for column, c in columns.items():
+        examples = ", ".join(f"{_short(value)} ({n})" for value, n in c["examples"])
+        if column == "price" and c["min"] is not None:
+            examples = f"{c['min']:g} to {c['max']:g}; {examples}"
+        table.add_row(column, str(c["distinct"]), examples)
+    console.print(table)
+
+
+def _short(value: Any, width: int = 24) -> str:
+    """A catalog value in a narrow cell: numbers as written, long text cut."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return _text(text if len(text) <= width else text[: width - 1] + "…")

@@ -20,6 +20,8 @@ import numpy as np
 from . import generations
 from .backends import Scope, open_part
 from .bridge import load_bridge
+from .catalog import product_text
+from .embedding import text_hash
 from .encoders import Encoder, l2_normalize, load_encoder
 from .errors import ExitCode, MMSearchError
 from .filters import Filters
@@ -30,6 +32,7 @@ from .media import MediaError, load_audio, load_image
 from .store import Store
 
 SIGNALS = (LEXICAL, "text", "image", "audio")
+DENSE = SIGNALS[1:]
 # Default fusion weight of a signal reached through the bridge (a text query scoring
 # images, a photo scoring product text). A translated query is weaker evidence than one
 # in the product's own modality: on the Myntra dev attribute queries, weight 1 made the
@@ -152,13 +155,36 @@ class Searcher:
             if "text" in signals and "text" not in out and image_vector is not None:
                 out["text"] = ("text_x", bridge.image_items(image_vector))
         if query.like:
-            if self.store.db.execute("SELECT 1 FROM products WHERE id=?", (query.like,)).fetchone() is None:
-                raise MMSearchError(f"--like {query.like!r}: no such product in the store")
-            for name in ("text", "image", "audio"):
-                part = self.part(name) if name in signals else None
-                if part and name not in out and len(vectors := part.product_vectors(query.like)):
-                    out[name] = (name, vectors)
+            for name, vectors in self._like_vectors(query.like, signals).items():
+                out.setdefault(name, (name, vectors))
         return {signal: (part, l2_normalize(v)) for signal, (part, v) in out.items()}
+
+    def _like_vectors(self, pid: str, signals: Sequence[str]) -> dict[str, np.ndarray]:
+        """{dense signal in ``signals``: product ``pid``'s vectors in that index part}. A
+        product in no dense part at all is an error that says which command adds it."""
+        if self.store.db.execute("SELECT 1 FROM products WHERE id=?", (pid,)).fetchone() is None:
+            raise MMSearchError(f"--like {pid!r}: no such product in the store")
+        found = {}
+        for name in DENSE:
+            part = self.part(name) if name in signals else None
+            if part and len(vectors := part.product_vectors(pid)):
+                found[name] = vectors
+        if not found and not any((part := self.part(n)) and len(part.product_vectors(pid)) for n in DENSE if n not in signals):
+            raise MMSearchError(self._unindexed(pid))
+        return found
+
+    def _unindexed(self, pid: str) -> str:
+        """Why product ``pid`` is in no index part: nothing to embed, not embedded, or not indexed."""
+        row = self.store.db.execute("SELECT * FROM products WHERE id=?", (pid,)).fetchone()
+        text = product_text(dict(row), self.store.manifest().get("text_fields"))
+        items = [("text", text_hash(text))] if text else []
+        items += [tuple(r) for r in self.store.db.execute("SELECT kind, sha256 FROM media WHERE product_id=?", (pid,))]
+        if not items:
+            return f"--like {pid!r}: the product has no text, image or audio to compare with"
+        stored = any(self.store.db.execute("SELECT 1 FROM vectors WHERE modality=? AND content_hash=?", item).fetchone() for item in items)
+        if stored:
+            return f"--like {pid!r}: the product is not in the index yet: run `mmsearch index`"
+        return f"--like {pid!r}: the product has no vectors yet: run `mmsearch embed`, then `mmsearch index`"
 
     def _allowed(self, filters: Filters | None) -> set[str] | None:
         if filters is None or filters.is_empty():

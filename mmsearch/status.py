@@ -6,9 +6,10 @@ from typing import Any
 
 from . import generations
 from .backends import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_TARGET_RECALL
-from .embedding import wanted_items
+from .embedding import rebuilt_items, wanted_items
 from .encoders import MODALITIES
 from .errors import MMSearchError
+from .filters import column_summary
 from .generations import BRIDGE, LEXICAL
 from .indexing import PartPlanner
 from .store import Store
@@ -18,7 +19,7 @@ def store_status(store: Store) -> dict[str, Any]:
     store.require()
     db, manifest = store.db, store.manifest()
     text_fields = manifest.get("text_fields")
-    models = manifest.get("models", {})
+    models, rebuilding = manifest.get("models", {}), manifest.get("rebuilding", {})
     media = dict(db.execute("SELECT kind, count(*) FROM media GROUP BY kind").fetchall())
     modalities: dict[str, Any] = {}
     for modality in MODALITIES:
@@ -34,6 +35,7 @@ def store_status(store: Store) -> dict[str, Any]:
             "vectors": len(vectors),
             "failed": len(failed),
             "to_embed": len(wanted - vectors - failed),
+            "rebuilding": _rebuild_status(store, modality, rebuilding.get(modality), wanted),
         }
     return {
         "store": str(store.root),
@@ -41,8 +43,21 @@ def store_status(store: Store) -> dict[str, Any]:
         "media": {"image": media.get("image", 0), "audio": media.get("audio", 0)},
         "text_fields": text_fields,
         "modalities": modalities,
+        "filters": column_summary(store),
         "index": _index_status(store),
     }
+
+
+def _rebuild_status(store: Store, modality: str, marker: dict[str, Any] | None, wanted: set[str]) -> dict[str, Any] | None:
+    """An interrupted rebuild or model switch (that `embed` continues): its model, when it
+    started, and how many of the items it has embedded."""
+    if marker is None:
+        return None
+    if marker["rebuild"]:
+        done = rebuilt_items(store, modality)
+    else:
+        done = _hashes(store, "vectors", modality, marker["id"])
+    return {"model": marker["name"], "rebuild": marker["rebuild"], "started": marker["started"], "done": len(done & wanted), "items": len(wanted)}
 
 
 def _hashes(store: Store, table: str, modality: str, model: str) -> set[str]:

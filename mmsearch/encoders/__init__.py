@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import ExitCode, MMSearchError
+
 # Offline by default: the default models ship inside PyPI packages. A user who wants a
 # hub model can set HF_HUB_OFFLINE=0 explicitly.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,6 +27,19 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 MODALITIES = ("text", "image", "audio")
 THREADS_ENV = "MMSEARCH_THREADS"
 _threads: int | None = None
+
+
+def parse_modalities(value: str, known: Sequence[str] = MODALITIES, where: str = "--modality") -> list[str]:
+    """A comma list of names from ``known``, blanks around names ignored, each kept once.
+
+    One parser for `embed --modality`, `query`/`eval --modality` and the modality column
+    of QUERIES.csv: they used to disagree on "text, image"."""
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        what = f"{unknown[0]!r} is not a modality here" if unknown else "no modality given"
+        raise MMSearchError(f"{where} {value!r}: {what}; use a comma list of {','.join(known)}", ExitCode.USAGE)
+    return names
 
 
 def set_threads(n: int | None) -> None:
