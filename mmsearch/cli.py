@@ -124,9 +124,18 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
 def ingest(
     catalog: Annotated[Path, typer.Argument(help="Product CSV (UTF-8, with or without BOM).")],
     media_dir: Annotated[Optional[Path], typer.Option(help="Folder media paths resolve against [default: the CSV's folder].")] = None,
-    map: Annotated[list[str], typer.Option("--map", metavar="FIELD=COLUMN", help="Read FIELD from COLUMN (repeatable).")] = [],
+    map: Annotated[
+        list[str],
+        typer.Option("--map", metavar="FIELD=COLUMN", help="Read FIELD from COLUMN (repeatable). Remembered: later ingests without --map reuse it; --map '' forgets it."),
+    ] = [],
+    ignore: Annotated[
+        list[str],
+        typer.Option("--ignore", metavar="COLUMN", help="Neither store nor index COLUMN (repeatable). Remembered like --map; --ignore '' forgets it."),
+    ] = [],
     encoding: Annotated[Optional[str], typer.Option(help="CSV encoding, e.g. latin-1, gbk [default: utf-8]")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Remove stored products that are not in this CSV.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Let --prune remove more than half of the stored products.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be added, updated and removed; change nothing.")] = False,
     rejects: Annotated[Optional[Path], typer.Option(help="Write rejected rows (line, column, id, reason) to this CSV.")] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
@@ -137,22 +146,27 @@ def ingest(
 
     Example: mmsearch ingest shop.csv --map title=productDisplayName --rejects rejects.csv
 
-    Exit code 3 when some rows were rejected (the valid rows are stored).
+    Exit code 3 when some rows were rejected (the valid rows are stored); 1 when --prune
+    would remove more than half of the store (pass --force if that is meant).
     """
     from .catalog import ingest as run_ingest
     from .catalog import parse_mapping, write_rejects
 
-    mapping = parse_mapping(map)
+    mapping = parse_mapping(map) if map else None  # None: the mapping the store remembers
     with Store(resolve_store_path(store)).writer("ingest", wait) as st, _progress(quiet or json_out) as progress:
-        report = run_ingest(st, catalog, media_dir, mapping, encoding, prune, progress or None)
+        report = run_ingest(
+            st, catalog, media_dir, mapping, encoding, prune, progress or None, ignore=ignore or None, force=force, dry_run=dry_run
+        )
     if rejects:
         write_rejects(rejects, report.rejects)
     if json_out:
-        _print_json({**report.summary(), "rejects": [r.__dict__ for r in report.rejects]})
+        _print_json(report.to_dict())
     elif not quiet:
         render.ingest_report(out, report)
     for r in report.rejects if quiet and not json_out else []:
         err.print(f"rejected line {r.line} ({r.column}): {r.reason}", highlight=False)
+    for hint in report.hints:
+        err.print(f"[yellow]hint:[/yellow] {escape(hint)}", highlight=False)
     if report.rejects:
         raise typer.Exit(int(ExitCode.PARTIAL))
 

@@ -3,8 +3,9 @@
 Vectors are keyed by (modality, content hash): a text or media file that was embedded
 once with the current model is never embedded again, whichever product it belongs to.
 Each batch is committed on its own, so an interrupted run loses at most one batch and
-the next run resumes where it stopped. Media that fails to decode is recorded in
-``failures`` with its reason and skipped, not retried until its content changes.
+the next run resumes where it stopped. Media that fails to decode (or is missing) is
+recorded in ``failures`` with its reason and skipped; it is retried once its file holds
+again the content that ingest checked (restored after being deleted or damaged).
 
 A rebuild (``--rebuild``, or a switch to another model) is recorded in the store
 manifest under ``rebuilding`` until it completes, so that any later `embed` continues
@@ -29,7 +30,7 @@ from .catalog import TEXT_FIELDS, iter_products, product_text
 from .encoders import MODALITIES, Encoder, load_encoder
 from .errors import ExitCode, MMSearchError
 from .filters import attribute_columns, did_you_mean
-from .media import MediaError, load_audio, load_image
+from .media import FileHashes, MediaError, load_audio, load_image
 from .store import Store
 
 BATCH_SIZE = {"text": 256, "image": 64, "audio": 16}
@@ -145,9 +146,10 @@ def embed_modality(
         done = {h for (h,) in db.execute("SELECT content_hash FROM vectors WHERE modality=? AND model=?", (modality, encoder.id))}
     failed_before = {
         h for (h,) in db.execute("SELECT content_hash FROM failures WHERE modality=? AND model=?", (modality, encoder.id))
-    }
+    } & wanted.keys()
+    failed_before -= _restored(store, failed_before, wanted)
     todo = [(h, src) for h, src in wanted.items() if h not in done and h not in failed_before]
-    report = ModalityReport(wanted=len(wanted), failed=len(failed_before & wanted.keys()))
+    report = ModalityReport(wanted=len(wanted), failed=len(failed_before))
     failures: list[Failure] = []
     if progress is not None:
         task = progress.add_task(f"embed {modality}", total=len(wanted), completed=len(wanted) - len(todo))
@@ -172,6 +174,7 @@ def embed_modality(
                     "INSERT OR REPLACE INTO failures (modality, content_hash, model, path, reason) VALUES (?, ?, ?, ?, ?)",
                     [(modality, d, encoder.id, s, r) for d, s, r in bad],
                 )
+                tx.executemany("DELETE FROM failures WHERE modality=? AND content_hash=?", [(modality, k) for k in keys])
                 if rebuilding:
                     tx.executemany("INSERT OR IGNORE INTO rebuilt (modality, content_hash) VALUES (?, ?)", [(modality, k) for k in keys])
             failures += [Failure(modality, s, r) for _, s, r in bad]
@@ -182,6 +185,25 @@ def embed_modality(
     report.seconds = time.perf_counter() - started
     _collect_garbage(store, modality, encoder.id, set(wanted))
     return report, failures
+
+
+def _restored(store: Store, failed: set[str], wanted: dict[str, str]) -> set[str]:
+    """The failed media whose file holds again the content that ingest hashed and
+    checked: put back after it was deleted or damaged. They are retried. A file still
+    missing, or holding other content (which the next ingest records), waits."""
+    if not failed:
+        return set()
+    hashes = FileHashes(store, (wanted[h] for h in failed))
+    restored = set()
+    for digest in failed:
+        try:
+            if hashes.sha256(Path(wanted[digest]))[0] == digest:
+                restored.add(digest)
+        except OSError:  # still missing or unreadable
+            pass
+    with store.transaction() as tx:
+        hashes.save(tx)
+    return restored
 
 
 def _collect_garbage(store: Store, modality: str, model: str, keep: set[str]) -> None:

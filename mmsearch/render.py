@@ -29,7 +29,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def ingest_report(console: Console, report: IngestReport) -> None:
-    table = Table(title="ingest")
+    table = Table(title="ingest (dry run: nothing was written)" if report.dry_run else "ingest", caption=_columns(report))
     for name in report.summary():
         table.add_column(name, justify="right")
     table.add_row(*map(str, report.summary().values()))
@@ -41,6 +41,19 @@ def ingest_report(console: Console, report: IngestReport) -> None:
         for r in report.rejects:
             rejects.add_row(str(r.line), _text(r.column), _text(r.product_id), _text(r.reason))
         console.print(rejects)
+
+
+def _columns(report: IngestReport) -> str | None:
+    """How the CSV's columns were read, when not as they are named."""
+    columns = report.columns
+    parts = []
+    if columns.mapping:
+        parts.append("map " + ", ".join(f"{name}={column}" for name, column in columns.mapping.items()))
+    if columns.ignore:
+        parts.append("ignore " + ", ".join(columns.ignore))
+    if columns.remembered:
+        parts.append(" and ".join(f"--{name}" for name in columns.remembered) + " remembered from the last ingest")
+    return _text("; ".join(parts)) or None
 
 
 def embed_report(console: Console, report: EmbedReport) -> None:

@@ -52,8 +52,15 @@ CREATE TABLE IF NOT EXISTS media (
     path TEXT NOT NULL,                     -- resolved absolute path
     sha256 TEXT NOT NULL,
     size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,              -- with path and size: skip re-hashing on re-ingest
+    mtime_ns INTEGER NOT NULL,              -- the file's size and mtime when it was hashed
     PRIMARY KEY (product_id, kind, position)
+);
+CREATE TABLE IF NOT EXISTS file_hashes (    -- media.FileHashes: a file is re-read only when it may have changed
+    path TEXT PRIMARY KEY,                  -- resolved absolute path
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    hashed_ns INTEGER NOT NULL              -- when it was hashed (the racy-clean rule needs it)
 );
 CREATE TABLE IF NOT EXISTS vectors (
     modality TEXT NOT NULL,
