@@ -37,7 +37,7 @@ def parse_modalities(value: str, known: Sequence[str] = MODALITIES, where: str =
     names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
     unknown = [name for name in names if name not in known]
     if unknown or not names:
-        what = f"{unknown[0]!r} is not a modality here" if unknown else "no modality given"
+        what = f"unknown modality {unknown[0]!r}" if unknown else "no modality given"
         raise MMSearchError(f"{where} {value!r}: {what}; use a comma list of {','.join(known)}", ExitCode.USAGE)
     return names
 
