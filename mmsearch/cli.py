@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import math
+import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -68,16 +69,26 @@ def _setup() -> None:
     logging.basicConfig(handlers=[handler], format="%(name)s: %(message)s")
 
 
+def _fail(exc: MMSearchError) -> typer.Exit:
+    err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+    return typer.Exit(int(exc.exit_code))
+
+
 def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one line on stderr and the documented exit code."""
+    """Turn library errors, and SQLite's errors on the store's catalog.db, into one line
+    on stderr and the documented exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except MMSearchError as exc:
-            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
-            raise typer.Exit(int(exc.exit_code)) from None
+            raise _fail(exc) from None
+        except sqlite3.DatabaseError as exc:
+            error = Store(resolve_store_path(kwargs.get("store"))).database_error(exc)
+            if error is None:
+                raise
+            raise _fail(error) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted:[/yellow] finished work is kept; run the same command again to continue")
             raise typer.Exit(130) from None
@@ -310,7 +321,7 @@ def query(
     from .search import Query, Searcher
 
     set_threads(threads)
-    searcher = Searcher(Store(resolve_store_path(store)))
+    searcher = Searcher(Store(resolve_store_path(store), read_only=True))
     found = searcher.search(
         Query(text, image, audio, like),
         k=k,
@@ -353,7 +364,7 @@ def eval_(
     from .search import Searcher
 
     thresholds = parse_thresholds(fail_under)
-    searcher = Searcher(Store(resolve_store_path(store)))
+    searcher = Searcher(Store(resolve_store_path(store), read_only=True))
     with _progress(quiet or json_out) as progress:
         report = evaluate(
             searcher,
@@ -427,12 +438,10 @@ def status(
 
     Example: mmsearch status --verify --json
     """
-    from .status import store_status, verify_store
+    from .status import checked_status, store_status
 
-    st = Store(resolve_store_path(store))
-    info = store_status(st)
-    if verify:
-        info["problems"] = verify_store(st, info)
+    st = Store(resolve_store_path(store), read_only=True)
+    info = checked_status(st) if verify else store_status(st)
     if json_out:
         _print_json(info)
     else:

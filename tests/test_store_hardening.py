@@ -1,0 +1,259 @@
+"""The store and the reader commands on hostile ground: a read-only store, a corrupt
+catalog.db, --store naming a file, a store of another format version; and `eval` on
+inconsistent query files, `--fail-under` mistakes, and tables written to a pipe.
+
+Commands run in-process through typer's CliRunner (real store, real SQLite, real
+models), except where the process itself matters (stdout being a pipe)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner, Result
+
+from mmsearch import store as store_module
+from mmsearch.cli import app
+from mmsearch.errors import MMSearchError
+from mmsearch.store import FORMAT_VERSION, Store
+
+from .conftest import SAMPLE
+
+NOBODY = 65534
+
+
+# -- helpers ------------------------------------------------------------------------
+def cli(*args: str, store: Path) -> Result:
+    return CliRunner().invoke(app, [*args, "--store", str(store)])
+
+
+def no_traceback(result: Result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+def error_line(result: Result, code: int = 1) -> str:
+    """The one line a failed command printed on stderr (and nothing on stdout)."""
+    no_traceback(result)
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def journal_mode(db: Path) -> str:
+    """From the file header (bytes 18-19: 1 rollback journal, 2 WAL), without opening it."""
+    return {1: "delete", 2: "wal"}[db.read_bytes()[18]]
+
+
+def set_user_version(db: Path, version: int) -> None:
+    con = sqlite3.connect(db)
+    con.execute(f"PRAGMA user_version = {version}")
+    con.close()
+
+
+def lexical_eval(folder: Path) -> list[str]:
+    """`eval` of the sample's text queries on BM25 alone (no model to load)."""
+    queries = folder / "queries.csv"
+    queries.write_text("".join((SAMPLE / "queries.csv").read_text().splitlines(keepends=True)[:6]))
+    return ["eval", "--queries", str(queries), "--qrels", str(SAMPLE / "qrels.csv"), "--modality", "lexical"]
+
+
+def user_version(db: Path) -> int:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        con.close()
+
+
+# -- 1. a read-only store -----------------------------------------------------------------
+@pytest.fixture
+def shared_store(sample_store) -> Iterator[Path]:
+    """A copy of the sample store in a folder every user can reach (tmp_path's parents
+    are private to the user running the tests)."""
+    folder = Path(tempfile.mkdtemp(prefix="mmsearch-test-"))
+    folder.chmod(0o755)
+    shutil.copytree(sample_store, folder / "store")
+    yield folder / "store"
+    subprocess.run(["chmod", "-R", "u+w", str(folder)], check=True)
+    shutil.rmtree(folder)
+
+
+@contextmanager
+def without_write_access(folder: Path) -> Iterator[None]:
+    """`chmod -R a-w` (and a+rX: a store shared read-only is readable by all). Root
+    ignores file modes, so as root the effective uid becomes nobody's meanwhile."""
+    subprocess.run(["chmod", "-R", "a+rX,a-w", str(folder)], check=True)
+    root = os.geteuid() == 0
+    try:
+        if root:
+            os.setegid(NOBODY)
+            os.seteuid(NOBODY)
+        yield
+    finally:
+        if root:
+            os.seteuid(0)
+            os.setegid(0)
+        subprocess.run(["chmod", "-R", "u+w", str(folder)], check=True)
+
+
+READERS = [
+    ["status"],
+    ["status", "--verify", "--json"],
+    ["query", "--like", "p001", "-k", "3"],
+    ["query", "red coffee mug", "--modality", "lexical", "--json"],
+]
+WRITERS = [
+    ["ingest", str(SAMPLE / "products.csv")],
+    ["embed"],
+    ["index"],
+    ["align", "--epochs", "1"],
+]
+
+
+def test_a_read_only_store_serves_readers_and_refuses_writers(shared_store):
+    """Readers opened catalog.db read-write (WAL pragma: `unable to open database file`,
+    or `attempt to write a readonly database`), writers crashed on `lock`. The readers
+    use no model here: the model cache of this test session is private to its user."""
+    if os.geteuid() == 0 and not hasattr(os, "seteuid"):
+        pytest.skip("running as root, whom chmod does not bind, and the uid cannot be dropped")
+    import mmsearch.align  # noqa: F401  (what the commands import on first use, imported
+    import mmsearch.catalog  # noqa: F401  while the interpreter's own files are readable)
+    import mmsearch.embedding  # noqa: F401
+    import mmsearch.evaluation  # noqa: F401
+    import mmsearch.status  # noqa: F401
+
+    readers = [*READERS, [*lexical_eval(shared_store.parent), "--json"]]
+    expected = {tuple(args): cli(*args, store=shared_store) for args in readers}
+    for args, result in expected.items():
+        assert result.exit_code == 0, (args, result.output)
+    cli("query", "--like", "nosuch", store=shared_store)  # warms the error path's imports
+    before = files(shared_store)
+
+    with without_write_access(shared_store):
+        for args, want in expected.items():
+            got = cli(*args, store=shared_store)
+            no_traceback(got)
+            assert got.exit_code == 0, (args, got.output)
+            if "eval" not in args:  # eval's output holds latencies
+                assert got.stdout == want.stdout, args
+        for args in WRITERS:
+            line = error_line(cli(*args, store=shared_store))
+            assert f"store {shared_store} is read-only" in line and "writable" in line, line
+    assert files(shared_store) == before  # readers left nothing behind (no -wal, no -shm)
+
+
+def test_readers_never_write_to_the_store(sample_store):
+    """query, eval and status open catalog.db read-only: a store in rollback-journal
+    mode stays so (a read-write open switched it to WAL, a write)."""
+    db = sample_store / "catalog.db"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.close()
+    set_user_version(db, 0)  # as stores written before the format was recorded
+    before = files(sample_store)
+    for args in (["status", "--verify"], ["query", "--like", "p001"], lexical_eval(sample_store.parent)):
+        result = cli(*args, store=sample_store)
+        assert result.exit_code == 0, result.output
+    assert journal_mode(db) == "delete" and user_version(db) == 0
+    assert files(sample_store) == before
+
+
+def test_a_read_only_handle_reads_and_refuses_to_write(sample_store):
+    store = Store(sample_store, read_only=True).require()
+    assert store.db.execute("SELECT count(*) FROM products").fetchone()[0] == 30
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store.db.execute("DELETE FROM products")
+    with pytest.raises(MMSearchError, match="read-only"):
+        with store.writer("ingest"):
+            pass
+    store.close()
+    assert not (sample_store / "lock.json").exists()
+
+
+# -- 2. a corrupt catalog.db ---------------------------------------------------------------
+def garble(db: Path, where: str) -> None:
+    """Overwrite the header, or 1,000 bytes of every page after the first, with noise."""
+    data = bytearray(db.read_bytes())
+    noise = np.random.default_rng(0).bytes(1000)
+    if where == "header":
+        data[:100] = noise[:100]
+    else:
+        for page in range(4096, len(data), 4096):
+            data[page + 100 : page + 1100] = noise
+    db.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("where", ["header", "pages"])
+def test_a_corrupt_catalog_is_reported_not_a_crash(sample_store, where):
+    """Every command crashed with `database disk image is malformed` or `file is not a
+    database`, status --verify included."""
+    db = sample_store / "catalog.db"
+    garble(db, where)
+
+    verify = cli("status", "--verify", "--json", store=sample_store)
+    no_traceback(verify)
+    assert verify.exit_code == 1, verify.output
+    problems = json.loads(verify.stdout)["problems"]
+    assert len(problems) == 1 and f"{db} is corrupt" in problems[0] and "backup" in problems[0], problems
+    table = cli("status", "--verify", store=sample_store)
+    assert table.exit_code == 1 and f"{db} is corrupt" in " ".join(table.stdout.split())
+
+    commands = [["status"], ["ingest", str(SAMPLE / "products.csv"), "--quiet"]]
+    if where == "header":  # a query reads few pages: garbled ones may go unread
+        commands.append(["query", "red coffee mug"])
+    for args in commands:
+        line = error_line(cli(*args, store=sample_store))
+        assert f"{db} is corrupt" in line and "backup" in line and "new store" in line, (args, line)
+
+
+# -- 3. --store naming a file ----------------------------------------------------------------
+def test_store_option_naming_a_file_is_one_line(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a store\n")
+    for args in (["ingest", str(SAMPLE / "products.csv")], ["embed"], ["status"], ["query", "mug"]):
+        line = error_line(cli(*args, store=path), code=2)
+        assert f"{path} is a file" in line, (args, line)
+    assert path.read_text() == "not a store\n"
+
+
+# -- 4. the store's format version ------------------------------------------------------------
+def test_store_format_is_recorded_and_checked(sample_store, tmp_path, monkeypatch):
+    db = sample_store / "catalog.db"
+    assert user_version(db) == FORMAT_VERSION  # recorded when the store was created
+
+    set_user_version(db, FORMAT_VERSION + 1)
+    for args in (["status"], ["query", "--like", "p001"], ["ingest", str(SAMPLE / "products.csv")]):
+        line = error_line(cli(*args, store=sample_store))
+        assert "newer" in line and "upgrade mmsearch" in line, (args, line)
+
+    set_user_version(db, 0)  # written before the format was recorded: format 1, stamped by a writer
+    assert cli("status", store=sample_store).exit_code == 0
+    assert cli("ingest", str(SAMPLE / "products.csv"), store=sample_store).exit_code == 0
+    assert user_version(db) == FORMAT_VERSION
+
+    manifest = json.loads((sample_store / "manifest.json").read_text())
+    (sample_store / "manifest.json").write_text(json.dumps({**manifest, "format": FORMAT_VERSION + 1}))
+    assert "newer" in error_line(cli("embed", store=sample_store))
+    (sample_store / "manifest.json").write_text(json.dumps(manifest))
+
+    # A later mmsearch (a later format) opening this store without a migration for it.
+    monkeypatch.setattr(store_module, "FORMAT_VERSION", FORMAT_VERSION + 1)
+    line = error_line(cli("status", store=sample_store))
+    assert "older" in line and "new store" in line, line
+    fresh = tmp_path / "fresh"
+    assert cli("ingest", str(SAMPLE / "products.csv"), store=fresh).exit_code == 0
+    assert user_version(fresh / "catalog.db") == FORMAT_VERSION + 1
