@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -355,6 +356,7 @@ def eval_(
     Example: mmsearch eval --queries sample_data/queries.csv --qrels sample_data/qrels.csv -k 1 -k 10 --fail-under ndcg@10=0.5
     """
     from .evaluation import (
+        DEFAULT_KS,
         below_thresholds,
         evaluate,
         parse_thresholds,
@@ -363,14 +365,15 @@ def eval_(
     )
     from .search import Searcher
 
-    thresholds = parse_thresholds(fail_under)
+    ks = k or list(DEFAULT_KS)
+    thresholds = parse_thresholds(fail_under, ks)
     searcher = Searcher(Store(resolve_store_path(store), read_only=True))
     with _progress(quiet or json_out) as progress:
         report = evaluate(
             searcher,
             read_queries(queries),
             read_qrels(qrels),
-            ks=k or [10],
+            ks=ks,
             fusion=fusion.value,
             modalities=modality.split(",") if modality else None,
             progress=progress or None,
@@ -380,6 +383,8 @@ def eval_(
         _print_json(report.to_dict())
     elif not quiet:
         render.eval_report(out, report)
+    if summary := report.skipped_summary():
+        err.print(f"[yellow]not scored:[/yellow] {escape(summary)}", highlight=False)
     failed = below_thresholds(report.metrics, thresholds)
     for message in failed:
         err.print(f"[bold red]below threshold:[/bold red] {message}", highlight=False)

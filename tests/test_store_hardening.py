@@ -257,3 +257,63 @@ def test_store_format_is_recorded_and_checked(sample_store, tmp_path, monkeypatc
     fresh = tmp_path / "fresh"
     assert cli("ingest", str(SAMPLE / "products.csv"), store=fresh).exit_code == 0
     assert user_version(fresh / "catalog.db") == FORMAT_VERSION + 1
+
+
+# -- 5. eval: duplicate ids, queries and judgments that are not scored -------------------------
+def test_eval_refuses_a_duplicate_query_id(sample_store, tmp_path):
+    queries = tmp_path / "queries.csv"
+    queries.write_text("query_id,text\nq01,red coffee mug\nq02,wireless doorbell\nq01,blue mug\n")
+    line = error_line(cli("eval", "--queries", str(queries), "--qrels", str(SAMPLE / "qrels.csv"), store=sample_store))
+    assert "'q01'" in line and "line 4" in line and "line 2" in line, line
+
+
+def test_eval_refuses_a_duplicate_judgment(sample_store, tmp_path):
+    qrels = tmp_path / "qrels.csv"
+    qrels.write_text("query_id,product_id,relevance\nq01,p001,2\nq01,p002,1\nq01,p001,0\n")
+    line = error_line(cli("eval", "--queries", str(SAMPLE / "queries.csv"), "--qrels", str(qrels), store=sample_store))
+    assert "q01" in line and "p001" in line and "line 4" in line and "line 2" in line, line
+
+
+def test_eval_reports_what_it_does_not_score(sample_store, tmp_path):
+    queries = tmp_path / "queries.csv"
+    queries.write_text("query_id,text\nq01,red coffee mug\nq02,wireless doorbell\nq90,teapot\nq91,kettle\n")
+    clean = tmp_path / "clean.csv"
+    clean.write_text("query_id,product_id,relevance\nq01,p001,2\nq01,p002,1\nq02,p018,2\nq91,p003,0\n")
+    noisy = tmp_path / "noisy.csv"
+    noisy.write_text(clean.read_text() + "q01,p999,2\nq77,p001,1\nq78,p002,1\nq90,gone,1\n")
+    base = cli("eval", "--queries", str(queries), "--qrels", str(clean), "--json", store=sample_store)
+    assert base.exit_code == 0, base.output
+    report = json.loads(base.stdout)
+    assert report["queries"] == 2
+    assert report["skipped"] == {"queries_without_relevant": ["q90", "q91"], "qrels_unknown_queries": [], "qrels_unknown_products": []}
+
+    got = cli("eval", "--queries", str(queries), "--qrels", str(noisy), "--json", "-k", "1", "-k", "10", store=sample_store)
+    assert got.exit_code == 0, got.output
+    noisy_report = json.loads(got.stdout)
+    assert noisy_report["skipped"] == {
+        "queries_without_relevant": ["q90", "q91"],
+        "qrels_unknown_queries": ["q77", "q78"],
+        "qrels_unknown_products": [["q01", "p999"], ["q90", "gone"]],
+    }
+    # a product the store does not hold is left out of the scoring, as the summary says
+    assert noisy_report["metrics"]["recall@10"] == report["metrics"]["recall@10"] == 1.0
+    notes = [line for line in got.stderr.splitlines() if line.strip()]
+    assert len(notes) == 1, got.stderr
+    for words in ("relevant product in QRELS: 2 (q90, q91)", "not in QUERIES: 2 (q77, q78)", "not in the store: 2 (q01/p999, q90/gone)"):
+        assert words in notes[0], notes[0]
+
+    table = cli("eval", "--queries", str(queries), "--qrels", str(noisy), store=sample_store)
+    assert "q01/p999" in table.stderr and "ndcg@10" in table.stdout
+
+
+# -- 6. --fail-under names -----------------------------------------------------------------------
+def test_fail_under_an_unknown_metric_fails_before_evaluating(tmp_path):
+    """No store and no query files exist: the metric name must be refused first (it used
+    to be checked after the whole evaluation)."""
+    absent = ["eval", "--queries", str(tmp_path / "q.csv"), "--qrels", str(tmp_path / "r.csv")]
+    line = error_line(cli(*absent, "--fail-under", "ndcg@20=0.5", "-k", "5", "-k", "10", store=tmp_path / "none"), code=2)
+    assert "'ndcg@20'" in line and "ndcg@5" in line and "ndcg@10" in line, line
+    line = error_line(cli(*absent, "--fail-under", "ndcg@10=0.5", "-k", "5", store=tmp_path / "none"), code=2)
+    assert "'ndcg@10'" in line and "ndcg@5" in line, line
+    # a known name gets past the check (to the missing store)
+    assert "no store" in error_line(cli(*absent, "--fail-under", "latency_ms_p95=9", store=tmp_path / "none"))
