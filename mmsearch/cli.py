@@ -46,6 +46,8 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
+#: stdout's width when it is not a terminal: wide enough for any table in full
+PIPE_WIDTH = 10_000
 
 StoreOpt = Annotated[
     Optional[Path],
@@ -64,10 +66,15 @@ WaitOpt = Annotated[
 
 @app.callback()
 def _setup() -> None:
-    """Library log lines below ERROR are noise next to our own messages and progress."""
+    """Library log lines below ERROR are noise next to our own messages and progress.
+
+    A table piped to a script or written to a file is printed in full: Rich would cut
+    it to 80 columns (or the terminal's, through stderr), folding ids and titles and
+    dropping score columns without a word."""
     handler = logging.StreamHandler()
     handler.setLevel(logging.ERROR)
     logging.basicConfig(handlers=[handler], format="%(name)s: %(message)s")
+    out.width = None if out.is_terminal else PIPE_WIDTH
 
 
 def _fail(exc: MMSearchError) -> typer.Exit:

@@ -12,6 +12,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from mmsearch.cli import app
 from mmsearch.errors import MMSearchError
 from mmsearch.store import FORMAT_VERSION, Store
 
-from .conftest import SAMPLE
+from .conftest import REPO, SAMPLE
 
 NOBODY = 65534
 
@@ -317,3 +318,21 @@ def test_fail_under_an_unknown_metric_fails_before_evaluating(tmp_path):
     assert "'ndcg@10'" in line and "ndcg@5" in line, line
     # a known name gets past the check (to the missing store)
     assert "no store" in error_line(cli(*absent, "--fail-under", "latency_ms_p95=9", store=tmp_path / "none"))
+
+
+# -- 7. tables written to a pipe -------------------------------------------------------------------
+def test_piped_tables_are_not_cut_to_80_columns(sample_store):
+    """stdout a pipe, COLUMNS unset: the table was cut to 80 columns, dropping score
+    columns and folding titles."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmsearch", "query", "red coffee mug", "-k", "5", "--store", str(sample_store)],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if "rank" in line)
+    for column in ("rank", "id", "title", "category", "price", "score", "lexical", "text", "image"):
+        assert f" {column} " in header, header
+    assert "White porcelain espresso cup with saucer" in proc.stdout and "…" not in proc.stdout
+    rows = [line for line in proc.stdout.splitlines() if " p0" in line]
+    assert len(rows) == 5, proc.stdout  # one line per result: nothing folded
