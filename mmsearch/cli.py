@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import math
+import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -50,6 +51,8 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
+#: stdout's width when it is not a terminal: wide enough for any table in full
+PIPE_WIDTH = 10_000
 
 StoreOpt = Annotated[
     Optional[Path],
@@ -68,22 +71,37 @@ WaitOpt = Annotated[
 
 @app.callback()
 def _setup() -> None:
-    """Library log lines below ERROR are noise next to our own messages and progress."""
+    """Library log lines below ERROR are noise next to our own messages and progress.
+
+    A table piped to a script or written to a file is printed in full: Rich would cut
+    it to 80 columns (or the terminal's, through stderr), folding ids and titles and
+    dropping score columns without a word."""
     handler = logging.StreamHandler()
     handler.setLevel(logging.ERROR)
     logging.basicConfig(handlers=[handler], format="%(name)s: %(message)s")
+    out.width = None if out.is_terminal else PIPE_WIDTH
+
+
+def _fail(exc: MMSearchError) -> typer.Exit:
+    err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)  # it may quote catalog text or input
+    return typer.Exit(int(exc.exit_code))
 
 
 def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one line on stderr and the documented exit code."""
+    """Turn library errors, and SQLite's errors on the store's catalog.db, into one line
+    on stderr and the documented exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except MMSearchError as exc:
-            err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)  # it may quote catalog text or input
-            raise typer.Exit(int(exc.exit_code)) from None
+            raise _fail(exc) from None
+        except sqlite3.DatabaseError as exc:
+            error = Store(resolve_store_path(kwargs.get("store"))).database_error(exc)
+            if error is None:
+                raise
+            raise _fail(error) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted:[/yellow] finished work is kept; run the same command again to continue")
             raise typer.Exit(130) from None
@@ -339,7 +357,7 @@ def query(
     set_threads(threads)
     filters = _filters(category, brand, min_price, max_price, where)
     signals = parse_modalities(modality, SIGNALS) if modality is not None else None
-    searcher = Searcher(Store(resolve_store_path(store)))
+    searcher = Searcher(Store(resolve_store_path(store), read_only=True))
     found = searcher.search(Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value, weights=_weights(weight))
     if not found and not filters.is_empty():
         check_filters(searcher.store, filters)  # a column or value that does not exist is a usage error
@@ -371,6 +389,7 @@ def eval_(
     """
     from .encoders import parse_modalities
     from .evaluation import (
+        DEFAULT_KS,
         below_thresholds,
         evaluate,
         parse_thresholds,
@@ -379,15 +398,16 @@ def eval_(
     )
     from .search import SIGNALS, Searcher
 
-    thresholds = parse_thresholds(fail_under)
+    ks = k or list(DEFAULT_KS)
+    thresholds = parse_thresholds(fail_under, ks)
     signals = parse_modalities(modality, SIGNALS) if modality is not None else None
-    searcher = Searcher(Store(resolve_store_path(store)))
+    searcher = Searcher(Store(resolve_store_path(store), read_only=True))
     with _progress(quiet or json_out) as progress:
         report = evaluate(
             searcher,
             read_queries(queries),
             read_qrels(qrels),
-            ks=k or [10],
+            ks=ks,
             fusion=fusion.value,
             modalities=signals,
             progress=progress or None,
@@ -397,6 +417,8 @@ def eval_(
         _print_json(report.to_dict())
     elif not quiet:
         render.eval_report(out, report)
+    if summary := report.skipped_summary():
+        err.print(f"[yellow]not scored:[/yellow] {escape(summary)}", highlight=False)
     failed = below_thresholds(report.metrics, thresholds)
     for message in failed:
         err.print(f"[bold red]below threshold:[/bold red] {message}", highlight=False)
@@ -455,12 +477,10 @@ def status(
 
     Example: mmsearch status --verify --json
     """
-    from .status import store_status, verify_store
+    from .status import checked_status, store_status
 
-    st = Store(resolve_store_path(store))
-    info = store_status(st)
-    if verify:
-        info["problems"] = verify_store(st, info)
+    st = Store(resolve_store_path(store), read_only=True)
+    info = checked_status(st) if verify else store_status(st)
     if json_out:
         _print_json(info)
     else:

@@ -36,12 +36,6 @@ from .store import Store
 BATCH_SIZE = {"text": 256, "image": 64, "audio": 16}
 #: ``--text-fields all``: the default, core text fields then every attribute column
 ALL_FIELDS = "all"
-#: Items a same-model rebuild in progress has re-embedded (created when first needed).
-REBUILT_TABLE = """CREATE TABLE IF NOT EXISTS rebuilt (
-    modality TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    PRIMARY KEY (modality, content_hash)
-)"""
 
 
 def text_hash(text: str) -> str:
@@ -220,7 +214,6 @@ def _collect_garbage(store: Store, modality: str, model: str, keep: set[str]) ->
 
 def rebuilt_items(store: Store, modality: str) -> set[str]:
     """What the rebuild of ``modality`` in progress has re-embedded so far."""
-    store.db.execute(REBUILT_TABLE)
     return {h for (h,) in store.db.execute("SELECT content_hash FROM rebuilt WHERE modality=?", (modality,))}
 
 
@@ -294,7 +287,6 @@ def _start_rebuild(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     with store.transaction() as tx:
-        tx.execute(REBUILT_TABLE)
         tx.execute("DELETE FROM rebuilt WHERE modality=?", (modality,))
         if rebuild:  # failed items are tried again
             tx.execute("DELETE FROM failures WHERE modality=?", (modality,))

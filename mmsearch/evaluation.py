@@ -1,9 +1,11 @@
 """Evaluation: run a query set through the real search path and score it against
 graded relevance judgments with trec_eval's measures (pytrec_eval).
 
-Every query that has at least one relevant product counts; a query that returns
-nothing scores 0 on every measure (trec_eval itself would silently drop it). f1@k is
-computed per query from trec_eval's P@k and recall@k, then averaged.
+Every query that has at least one relevant product in the store counts; a query that
+returns nothing scores 0 on every measure (trec_eval itself would silently drop it).
+f1@k is computed per query from trec_eval's P@k and recall@k, then averaged. What is
+not scored (queries without a relevant product, judgments of unknown queries or of
+products the store does not hold) is listed in the report, never dropped in silence.
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ from .filters import Filters
 from .search import SIGNALS, Query, Searcher
 
 RUN_DEPTH = 100  # map and mrr are computed over this many results
+DEFAULT_KS = (10,)
+#: the metrics, under mmsearch's names: over the whole run, at each cutoff k, and timing
+RANKED = ("map", "mrr")
+AT_K = ("recall", "precision", "f1", "ndcg")
+TIMING = ("latency_ms_p50", "latency_ms_p95", "qps")
+EXAMPLES = 3  # ids named per kind in the one-line summary of what was not scored
+
+
+def metric_names(ks: Sequence[int] = DEFAULT_KS) -> list[str]:
+    """Every metric `evaluate` reports for these cutoffs, in its order."""
+    return [*RANKED, *(f"{m}@{k}" for k in sorted(set(ks)) for m in AT_K), *TIMING]
 
 
 @dataclass
@@ -39,9 +52,29 @@ class EvalReport:
     queries: int
     k: list[int]
     per_query: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: what was not scored: queries_without_relevant (query ids), qrels_unknown_queries
+    #: (query ids in QRELS only), qrels_unknown_products ([query id, product id] pairs)
+    skipped: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "queries": self.queries, "k": self.k[0] if len(self.k) == 1 else self.k}
+        k = self.k[0] if len(self.k) == 1 else self.k
+        return {"metrics": self.metrics, "queries": self.queries, "k": k, "skipped": self.skipped}
+
+    def skipped_summary(self) -> str | None:
+        """One line: how many of each kind were not scored, with a few examples."""
+
+        def some(items: list[str]) -> str:
+            return ", ".join(items[:EXAMPLES]) + (", …" if len(items) > EXAMPLES else "")
+
+        queries = self.skipped.get("queries_without_relevant", [])
+        unknown_queries = self.skipped.get("qrels_unknown_queries", [])
+        products = [f"{q}/{p}" for q, p in self.skipped.get("qrels_unknown_products", [])]
+        parts = [
+            f"queries without a relevant product in QRELS: {len(queries)} ({some(queries)})" if queries else "",
+            f"QRELS query ids not in QUERIES: {len(unknown_queries)} ({some(unknown_queries)})" if unknown_queries else "",
+            f"judgments of products not in the store: {len(products)} ({some(products)})" if products else "",
+        ]
+        return "; ".join(p for p in parts if p) or None
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
@@ -63,7 +96,13 @@ def read_queries(path: Path) -> list[EvalQuery]:
     frame = _read_csv(path, ["query_id"])
     base = path.parent
     queries = []
+    seen: dict[str, int] = {}
     for line, row in enumerate(frame.to_dict("records"), start=2):
+        qid = row["query_id"].strip()
+        if qid in seen:
+            raise MMSearchError(f"{path} line {line}: query_id {qid!r} repeats line {seen[qid]}: give each query its own id")
+        seen[qid] = line
+
         def media(column: str) -> Path | None:
             value = row.get(column, "").strip()
             return (base / value if not Path(value).is_absolute() else Path(value)) if value else None
@@ -73,7 +112,7 @@ def read_queries(path: Path) -> list[EvalQuery]:
             raise MMSearchError(f"{path} line {line}: query {row['query_id']!r} has no text, image or audio")
         modality = row.get("modality", "").strip()
         signals = parse_modalities(modality, SIGNALS, f"{path} line {line}: modality") if modality else None
-        queries.append(EvalQuery(row["query_id"].strip(), query, signals))
+        queries.append(EvalQuery(qid, query, signals))
     return queries
 
 
@@ -81,12 +120,19 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """QRELS.csv: query_id, product_id, relevance (integer grade, > 0 relevant)."""
     frame = _read_csv(path, ["query_id", "product_id", "relevance"])
     qrels: dict[str, dict[str, int]] = {}
+    seen: dict[tuple[str, str], int] = {}
     for line, row in enumerate(frame.to_dict("records"), start=2):
         try:
             grade = int(row["relevance"])
         except ValueError:
             raise MMSearchError(f"{path} line {line}: relevance {row['relevance']!r} is not an integer") from None
-        qrels.setdefault(row["query_id"].strip(), {})[row["product_id"].strip()] = grade
+        pair = (row["query_id"].strip(), row["product_id"].strip())
+        if pair in seen:
+            raise MMSearchError(
+                f"{path} line {line}: query {pair[0]!r} judges product {pair[1]!r} again (line {seen[pair]}): keep one grade"
+            )
+        seen[pair] = line
+        qrels.setdefault(pair[0], {})[pair[1]] = grade
     return qrels
 
 
@@ -103,17 +149,34 @@ def score_run(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]
     per_query = {}
     for qid in judged:
         r = results.get(qid, {})
-        metrics = {"map": r.get("map", 0.0), "mrr": r.get("recip_rank", 0.0)}
+        metrics = dict(zip(RANKED, (r.get("map", 0.0), r.get("recip_rank", 0.0))))
         for k in ks:
             p, rec = r.get(f"P_{k}", 0.0), r.get(f"recall_{k}", 0.0)
-            metrics |= {
-                f"recall@{k}": rec,
-                f"precision@{k}": p,
-                f"f1@{k}": 2 * p * rec / (p + rec) if p + rec else 0.0,
-                f"ndcg@{k}": r.get(f"ndcg_cut_{k}", 0.0),
-            }
+            at_k = (rec, p, 2 * p * rec / (p + rec) if p + rec else 0.0, r.get(f"ndcg_cut_{k}", 0.0))
+            metrics |= {f"{m}@{k}": value for m, value in zip(AT_K, at_k)}
         per_query[qid] = metrics
     return per_query
+
+
+def _split_qrels(
+    searcher: Searcher, queries: list[EvalQuery], qrels: dict[str, dict[str, int]]
+) -> tuple[list[EvalQuery], dict[str, dict[str, int]], dict[str, list[Any]]]:
+    """The queries to score and their judgments, and what is left out: judgments of
+    query ids QUERIES lacks, and of products the store does not hold (no search can
+    return them: they would measure the catalog, not the search); then the queries left
+    without a relevant product."""
+    asked = {q.id for q in queries}
+    pids = {p for q in asked & qrels.keys() for p in qrels[q]}
+    known = {pid for (pid,) in searcher.store.select_in("SELECT id FROM products WHERE id IN ({marks})", pids)}
+    kept = {q: {p: g for p, g in qrels[q].items() if p in known} for q in asked & qrels.keys()}
+    judged = [q for q in queries if any(g > 0 for g in kept.get(q.id, {}).values())]
+    scored = {q.id for q in judged}
+    skipped = {
+        "queries_without_relevant": [q.id for q in queries if q.id not in scored],
+        "qrels_unknown_queries": [q for q in qrels if q not in asked],
+        "qrels_unknown_products": [[q.id, p] for q in queries for p in qrels.get(q.id, {}) if p not in known],
+    }
+    return judged, {q.id: kept[q.id] for q in judged}, skipped
 
 
 def evaluate(
@@ -128,9 +191,11 @@ def evaluate(
     weights: dict[str, float] | None = None,
 ) -> EvalReport:
     ks = sorted(set(ks))
-    judged = [q for q in queries if any(g > 0 for g in qrels.get(q.id, {}).values())]
+    judged, qrels, skipped = _split_qrels(searcher, queries, qrels)
     if not judged:
-        raise MMSearchError("no query in QUERIES.csv has a relevant product in QRELS.csv: check the query ids")
+        raise MMSearchError(
+            "no query in QUERIES.csv has a relevant product in QRELS.csv that the store holds: check the query and product ids"
+        )
     depth = max(RUN_DEPTH, *ks)
     run: dict[str, dict[str, float]] = {}
     latencies = []
@@ -149,19 +214,20 @@ def evaluate(
         run[q.id] = {r.id: float(depth - r.rank + 1) for r in results}
         if progress:
             progress.advance(task)
-    per_query = score_run(run, {q.id: qrels[q.id] for q in judged}, ks)
+    per_query = score_run(run, qrels, ks)
     names = list(next(iter(per_query.values())))
     metrics = {name: float(np.mean([m[name] for m in per_query.values()])) for name in names}
     lat_ms = np.array(latencies) * 1000
-    metrics |= {
-        "latency_ms_p50": float(np.percentile(lat_ms, 50)),
-        "latency_ms_p95": float(np.percentile(lat_ms, 95)),
-        "qps": len(latencies) / float(np.sum(latencies)),
-    }
-    return EvalReport(metrics={k: round(v, 6) for k, v in metrics.items()}, queries=len(judged), k=ks, per_query=per_query)
+    timing = (float(np.percentile(lat_ms, 50)), float(np.percentile(lat_ms, 95)), len(latencies) / float(np.sum(latencies)))
+    metrics |= dict(zip(TIMING, timing))
+    return EvalReport(
+        metrics={k: round(v, 6) for k, v in metrics.items()}, queries=len(judged), k=ks, per_query=per_query, skipped=skipped
+    )
 
 
-def parse_thresholds(items: Sequence[str]) -> dict[str, float]:
+def parse_thresholds(items: Sequence[str], ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """--fail-under METRIC=VALUE bars, checked against the metrics an evaluation at these
+    cutoffs reports: a mistake is a usage error before anything is evaluated."""
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -171,7 +237,13 @@ def parse_thresholds(items: Sequence[str]) -> dict[str, float]:
             sep = ""
         if not sep:
             raise MMSearchError(f"--fail-under {item!r}: expected METRIC=VALUE, e.g. ndcg@10=0.5", ExitCode.USAGE)
+        _check_metric(name.strip(), metric_names(ks))
     return out
+
+
+def _check_metric(name: str, known: Sequence[str]) -> None:
+    if name not in known:
+        raise MMSearchError(f"--fail-under: unknown metric {name!r}; metrics for these -k are {', '.join(known)}", ExitCode.USAGE)
 
 
 def below_thresholds(metrics: dict[str, float], thresholds: dict[str, float]) -> list[str]:
@@ -180,8 +252,7 @@ def below_thresholds(metrics: dict[str, float], thresholds: dict[str, float]) ->
     `--fail-under latency_ms_p95=100` fails when p95 is above 100 ms."""
     failed = []
     for name, bar in thresholds.items():
-        if name not in metrics:
-            raise MMSearchError(f"--fail-under: unknown metric {name!r}; metrics are {', '.join(metrics)}", ExitCode.USAGE)
+        _check_metric(name, list(metrics))
         if name.startswith("latency_") and metrics[name] > bar:
             failed.append(f"{name} = {metrics[name]:.4f} is above {bar}")
         elif not name.startswith("latency_") and metrics[name] < bar:

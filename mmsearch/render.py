@@ -120,6 +120,9 @@ def eval_report(console: Console, report: EvalReport) -> None:
 
 
 def status(console: Console, info: dict[str, Any]) -> None:
+    if "products" not in info:  # status --verify on a catalog.db SQLite cannot read: its problem only
+        console.print(f"store [bold]{info['store']}[/bold]")
+        return _problems(console, info["problems"])
     console.print(
         f"store [bold]{info['store']}[/bold]: {info['products']} products, "
         f"{info['media']['image']} images, {info['media']['audio']} audio clips"
@@ -156,10 +159,14 @@ def status(console: Console, info: dict[str, Any]) -> None:
             table.add_row(part, str(p["count"]), _fmt(p["dim"]), p["model"] or "", backend, ef, state)
         console.print(table)
     if "problems" in info:
-        for problem in info["problems"]:
-            console.print(f"[red]problem[/red] {problem}", highlight=False)
-        if not info["problems"]:
-            console.print("[green]verify: no problems found[/green]")
+        _problems(console, info["problems"])
+
+
+def _problems(console: Console, problems: list[str]) -> None:
+    for problem in problems:
+        console.print(f"[red]problem[/red] {problem}", highlight=False)
+    if not problems:
+        console.print("[green]verify: no problems found[/green]")
 
 
 def _filters_table(console: Console, columns: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from . import generations
@@ -101,17 +102,37 @@ def _index_status(store: Store) -> dict[str, Any]:
     }
 
 
+def checked_status(store: Store) -> dict[str, Any]:
+    """`status --verify`: the status and every problem found. A catalog.db that SQLite
+    cannot read, or that fails its integrity check, is itself the finding (nothing else
+    read from it could be trusted): the report is then the store and that problem."""
+    try:
+        store.require()
+        rows = [row[0] for row in store.db.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:
+        if not store.is_corrupt(exc):
+            raise
+        detail = str(exc)
+    else:  # "ok", or findings one per line, under a "*** in database main ***" heading
+        found = [line for row in rows for line in row.splitlines() if line.strip() and not line.startswith("***")] or rows
+        more = f" and {len(found) - 1} more findings" if len(found) > 1 else ""
+        detail = None if rows == ["ok"] else f"integrity check: {found[0]}{more}"
+    if detail:
+        return {"store": str(store.root), "problems": [str(store.corrupt_error(detail))]}
+    info = store_status(store)
+    info["problems"] = verify_store(store, info)
+    return info
+
+
 def verify_store(store: Store, info: dict[str, Any]) -> list[str]:
-    """Deep checks, each problem as one line that names the repair command.
+    """Deep checks of a catalog.db that passed its integrity check, each problem as one
+    line that names the repair command.
 
     Index files are checked against their recorded size and sha256 before anything
     loads them (hnswlib may crash on a corrupted file rather than raise)."""
     from .search import Searcher
 
     problems: list[str] = []
-    integrity = store.db.execute("PRAGMA integrity_check").fetchone()[0]
-    if integrity != "ok":
-        problems.append(f"catalog.db fails SQLite's integrity check ({integrity}): restore it from a backup")
     for modality, m in info["modalities"].items():
         model = m["model"]
         if not model:

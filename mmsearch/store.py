@@ -10,6 +10,9 @@ Layout (see README "Store layout")::
 
 SQLite runs in WAL mode so that readers (query, eval, status) are never blocked by the
 single writer (ingest, embed, index), which holds a file lock for the whole command.
+Readers open catalog.db read-only, so they work on a store they cannot write (a folder
+shared read-only) and can never change one. catalog.db records the store's format
+(``PRAGMA user_version``); a store of another format is refused, not misread.
 """
 
 from __future__ import annotations
@@ -27,11 +30,18 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from .errors import MMSearchError, StoreLockedError
+from .errors import ExitCode, MMSearchError, StoreLockedError
 
 STORE_ENV = "MMSEARCH_STORE"
 DEFAULT_STORE = "mmsearch-store"
 FORMAT_VERSION = 1
+#: the format of stores written before catalog.db recorded one (user_version 0)
+UNRECORDED_FORMAT = 1
+#: os.access checks the effective uid where it can: that is whose rights a write uses
+_EFFECTIVE_IDS = os.access in os.supports_effective_ids
+#: SQLite error names (Python 3.11+) and messages that mean the file itself is damaged
+_CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+_CORRUPT_MESSAGES = ("malformed", "file is not a database")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -61,6 +71,11 @@ CREATE TABLE IF NOT EXISTS file_hashes (    -- media.FileHashes: a file is re-re
     mtime_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     hashed_ns INTEGER NOT NULL              -- when it was hashed (the racy-clean rule needs it)
+);
+CREATE TABLE IF NOT EXISTS rebuilt (        -- items a same-model `embed --rebuild` in progress has re-embedded
+    modality TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    PRIMARY KEY (modality, content_hash)
 );
 CREATE TABLE IF NOT EXISTS vectors (
     modality TEXT NOT NULL,
@@ -111,10 +126,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 class Store:
-    """A handle on a store folder. Cheap to create; opens SQLite lazily."""
+    """A handle on a store folder. Cheap to create; opens SQLite lazily.
 
-    def __init__(self, root: Path | str):
+    ``read_only`` opens catalog.db read-only (the reader commands do), and a store whose
+    folder or catalog.db this process cannot write is opened read-only in any case."""
+
+    def __init__(self, root: Path | str, read_only: bool = False):
         self.root = Path(root)
+        self.read_only = read_only
         self._db: sqlite3.Connection | None = None
 
     # -- paths ---------------------------------------------------------------
@@ -134,34 +153,128 @@ class Store:
         return self.db_path.exists()
 
     def require(self) -> "Store":
+        """There is a store here, and this mmsearch reads its format."""
+        self._check_not_a_file()
         if not self.exists():
             raise MMSearchError(
                 f"no store at {self.root}: run `mmsearch ingest CATALOG.csv --store {self.root}` first"
             )
+        self.db  # opening it checks the format
         return self
+
+    def writable(self) -> bool:
+        """Can this process change the store: its folder, and catalog.db, the lock file
+        and indexes/ where they exist? (Files are replaced by renames in their folder.)"""
+        paths = [self.root, *(p for p in (self.db_path, self.root / "lock", self.indexes_dir) if p.exists())]
+        return all(os.access(p, os.W_OK, effective_ids=_EFFECTIVE_IDS) for p in paths)
+
+    def _check_not_a_file(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise MMSearchError(
+                f"store {self.root} is a file, not a store folder: pass --store a folder (ingest creates it)",
+                ExitCode.USAGE,
+            )
+
+    def _make_folder(self) -> None:
+        self._check_not_a_file()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MMSearchError(f"cannot create the store folder {self.root} ({exc.strerror}): pass --store a folder you can write") from None
 
     # -- database ------------------------------------------------------------
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            self.root.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
+            if self.read_only or (self.exists() and not self.writable()):
+                self._db = self._open_reader()
+            else:
+                self._db = self._open_writer()
+        return self._db
+
+    def _open_reader(self) -> sqlite3.Connection:
+        """Read-only, no WAL pragma, no schema. SQLite reads a WAL database through its
+        -shm file, which it cannot create in a folder it cannot write: there the file is
+        opened as immutable, which is exact while no -wal holds commits it lacks."""
+        uri = f"{self.db_path.absolute().as_uri()}?mode=ro"
+        wal = self.db_path.with_name(f"{self.db_path.name}-wal")
+        if not os.access(self.root, os.W_OK, effective_ids=_EFFECTIVE_IDS) and not (wal.exists() and wal.stat().st_size):
+            uri += "&immutable=1"
+        db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            self._check_format(db.execute("PRAGMA user_version").fetchone()[0] or UNRECORDED_FORMAT, self.db_path)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_writer(self) -> sqlite3.Connection:
+        self._make_folder()
+        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            recorded = db.execute("PRAGMA user_version").fetchone()[0]
+            fresh = not recorded and db.execute("SELECT 1 FROM sqlite_master").fetchone() is None
+            self._check_format(recorded or (FORMAT_VERSION if fresh else UNRECORDED_FORMAT), self.db_path)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(SCHEMA)
-            self._db = db
-        return self._db
+            if recorded != FORMAT_VERSION:
+                db.execute(f"PRAGMA user_version = {int(FORMAT_VERSION)}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _check_format(found: int, source: Path) -> None:
+        """A store of another format is refused with what to do: no migration exists yet."""
+        if found > FORMAT_VERSION:
+            raise MMSearchError(
+                f"{source} is in store format {found}, newer than this mmsearch reads ({FORMAT_VERSION}): "
+                "upgrade mmsearch (pip install -U mmsearch)"
+            )
+        if found < FORMAT_VERSION:
+            raise MMSearchError(
+                f"{source} is in store format {found}, older than this mmsearch reads ({FORMAT_VERSION}): "
+                "ingest the catalog into a new store (`mmsearch ingest CATALOG.csv --store NEW`, then embed and index), "
+                "or use the mmsearch version that wrote it"
+            )
+
+    @staticmethod
+    def is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+        """Does this SQLite error mean catalog.db itself is damaged?"""
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        return name.startswith(_CORRUPT) or (not name and any(m in str(exc) for m in _CORRUPT_MESSAGES))
+
+    def corrupt_error(self, detail: str) -> MMSearchError:
+        return MMSearchError(
+            f"{self.db_path} is corrupt ({detail}): restore the store folder from a backup, or ingest the catalog "
+            "into a new store (`mmsearch ingest CATALOG.csv --store NEW`, then embed and index)"
+        )
+
+    def database_error(self, exc: sqlite3.DatabaseError) -> MMSearchError | None:
+        """The one line a user sees for an SQLite error on catalog.db; None for an error
+        that is a bug (a misused API), which should surface as one."""
+        if self.is_corrupt(exc):
+            return self.corrupt_error(str(exc))
+        if isinstance(exc, sqlite3.OperationalError):
+            return MMSearchError(f"{self.db_path}: {exc}")
+        return None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (unless SQLite has
+        already rolled back, as it does on some errors: ROLLBACK would then fail and hide
+        the error that matters)."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 
@@ -183,7 +296,7 @@ class Store:
         if not self.manifest_path.exists():
             return {"format": FORMAT_VERSION, "models": {}, "text_fields": None}
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise MMSearchError(
                 # `embed` reads this file too, so it cannot rewrite it in place: the repair
@@ -191,9 +304,11 @@ class Store:
                 f"{self.manifest_path} is unreadable ({exc}): delete it and run `mmsearch embed` to rewrite it "
                 "(with the same --text-fields and --*-model options as before, if any)"
             ) from exc
+        self._check_format(manifest.get("format", FORMAT_VERSION), self.manifest_path)
+        return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_folder()
         write_json_atomic(self.manifest_path, manifest)
 
     # -- writer lock ---------------------------------------------------------
@@ -203,8 +318,15 @@ class Store:
 
         The lock is an OS file lock (filelock), so a killed process releases it. Who
         holds it is written to lock.json so that a second writer can name the holder.
+        A store that exists is opened first: its format and header are checked before
+        the command does any work.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_folder()
+        if self.read_only or not self.writable():
+            raise MMSearchError(
+                f"store {self.root} is read-only: `mmsearch {command}` changes it; "
+                f"make it writable (chmod -R u+w {self.root}) or copy it to a writable folder"
+            )
         lock = FileLock(self.root / "lock", timeout=wait if wait > 0 else 0)
         try:
             lock.acquire()
@@ -224,6 +346,8 @@ class Store:
                     "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 },
             )
+            if self.exists():
+                self.db  # opening it checks the format and the header
             yield self
         finally:
             info.unlink(missing_ok=True)
