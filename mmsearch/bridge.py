@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from safetensors.numpy import load_file as load_arrays
-from safetensors.numpy import save_file as save_arrays
+from safetensors.numpy import save as safetensors_bytes
 
 from .encoders import Encoder, l2_normalize, load_encoder
 
@@ -44,6 +44,12 @@ class Bridge(Protocol):
     def save(self, folder: Path) -> list[Path]:
         """Write what the query side needs into an index generation."""
         ...
+
+
+def _save_arrays(arrays: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
+    """A safetensors file created like any other (mode 0666 less the umask): the library's
+    own save_file makes it 0600, unreadable to the other users of a shared store."""
+    path.write_bytes(safetensors_bytes(arrays, metadata))
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -81,7 +87,7 @@ class ZeroShotBridge:
 
     def save(self, folder: Path) -> list[Path]:
         path = folder / self.FILE
-        save_arrays({"weight": self.weight, "bias": self.bias, "labels": self.labels}, str(path), {"id": self.id})
+        _save_arrays({"weight": self.weight, "bias": self.bias, "labels": self.labels}, path, {"id": self.id})
         return [path]
 
     @classmethod
@@ -137,7 +143,7 @@ class AlignedBridge:
     def save(self, folder: Path) -> list[Path]:
         path = folder / self.FILE
         arrays = {f"{side}.{k}": np.ascontiguousarray(v, dtype=np.float32) for side in self.SIDES for k, v in self.heads[side].items()}
-        save_arrays(arrays, str(path), self.metadata)
+        _save_arrays(arrays, path, self.metadata)
         return [path]
 
     @classmethod

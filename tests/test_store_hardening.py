@@ -336,3 +336,30 @@ def test_piped_tables_are_not_cut_to_80_columns(sample_store):
     assert "White porcelain espresso cup with saucer" in proc.stdout and "…" not in proc.stdout
     rows = [line for line in proc.stdout.splitlines() if " p0" in line]
     assert len(rows) == 5, proc.stdout  # one line per result: nothing folded
+
+
+def test_index_files_get_the_umask_permissions(sample_store):
+    """Every file of a generation is created like any other file of the user's (mode
+    0666 less the umask), so a store shared read-only is readable by its other users:
+    safetensors wrote the zero-shot bridge 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    generation = Store(sample_store).indexes_dir
+    modes = {p.relative_to(generation).as_posix(): oct(p.stat().st_mode & 0o777) for p in generation.rglob("*") if p.is_file()}
+    assert any(name.endswith(".safetensors") for name in modes), modes
+    assert {name: mode for name, mode in modes.items() if mode != oct(0o666 & ~umask)} == {}
+
+
+def test_a_read_only_model_cache_serves_its_models_and_an_unusable_one_is_one_line(shared_store, model_cache):
+    """Users sharing a store may share a model cache they cannot write: the exported
+    models in it are used. A cache with nothing usable is one line naming $MMSEARCH_CACHE
+    (it was a PermissionError traceback)."""
+    shutil.copytree(model_cache, shared_store.parent / "cache")
+    (shared_store.parent / "empty-cache").mkdir()
+    args = ["query", "red coffee mug", "--modality", "text", "--json", "--store", str(shared_store)]
+    with without_write_access(shared_store.parent):
+        served = CliRunner().invoke(app, args, env={"MMSEARCH_CACHE": str(shared_store.parent / "cache")})
+        unusable = CliRunner().invoke(app, args, env={"MMSEARCH_CACHE": str(shared_store.parent / "empty-cache")})
+    no_traceback(served)
+    assert served.exit_code == 0 and json.loads(served.stdout), served.output
+    assert "MMSEARCH_CACHE" in error_line(unusable)

@@ -61,15 +61,29 @@ def _source_digest(folder: Path, sources: Sequence[Path]) -> str:
             memo[key], changed = sha256_file(source), True
         digests.append(memo[key])
     if changed:
-        write_json_atomic(memo_path, memo)
+        try:
+            write_json_atomic(memo_path, memo)
+        except OSError:
+            pass  # a read-only cache: the checksums are computed again next time
     return hashlib.sha256("|".join(digests).encode()).hexdigest()
 
 
 def exported(encoder_id: str, sources: Sequence[Path], export: Callable[[Path], None]) -> Path:
-    """The cached ONNX file of ``encoder_id``, made by ``export(path)`` if it is missing."""
+    """The cached ONNX file of ``encoder_id``, made by ``export(path)`` if it is missing.
+    A cache this user cannot write still serves the files it holds (a shared cache)."""
+    folder = cache_dir() / "onnx"
+    try:
+        return _exported(folder, encoder_id, sources, export)
+    except PermissionError as exc:
+        raise MMSearchError(
+            f"model cache {folder} is not usable ({exc.strerror}: {exc.filename}): "
+            f"set ${CACHE_ENV} to a folder you can write"
+        ) from None
+
+
+def _exported(folder: Path, encoder_id: str, sources: Sequence[Path], export: Callable[[Path], None]) -> Path:
     from filelock import FileLock
 
-    folder = cache_dir() / "onnx"
     folder.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(f"{EXPORT_VERSION}|{encoder_id}|{_source_digest(folder, sources)}".encode()).hexdigest()[:16]
     path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', encoder_id)[:80]}-{key}.onnx"
