@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MMSearchError
+from .errors import ExitCode, MMSearchError
 from .media import (
     FileHashes,
     MediaError,
@@ -29,6 +29,7 @@ from .media import (
     check_media,
     resolve_media_path,
 )
+from .options import parse_pairs
 from .store import Store
 
 if TYPE_CHECKING:
@@ -163,16 +164,12 @@ class IngestReport:
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     """Parse repeated ``FIELD=COLUMN`` options into {field: column}; an empty item
     (``--map ''``) stands for no mapping."""
-    mapping: dict[str, str] = {}
-    for item in items:
-        if not item.strip():
-            continue
-        name, sep, column = item.partition("=")
-        if not sep or not column.strip():
-            raise MMSearchError(f"--map {item!r}: expected FIELD=COLUMN, e.g. --map title=productDisplayName")
-        if name.strip() not in FIELDS:
-            raise MMSearchError(f"--map {item!r}: unknown field {name!r}; fields are {', '.join(FIELDS)}")
-        mapping[name.strip()] = column.strip()
+    mapping = parse_pairs([item for item in items if item.strip()], "--map", "title=productDisplayName")
+    for name, column in mapping.items():
+        if name not in FIELDS:
+            raise MMSearchError(f"--map {name}={column}: unknown field {name!r}; fields are {', '.join(FIELDS)}", ExitCode.USAGE)
+        if not column:
+            raise MMSearchError(f"--map {name}=: name the CSV column to read {name} from, e.g. --map title=productDisplayName", ExitCode.USAGE)
     return mapping
 
 

@@ -37,6 +37,7 @@ from .backends import (
 )
 from .errors import ExitCode, MMSearchError
 from .fusion import FUSIONS
+from .options import parse_pairs
 from .store import STORE_ENV, Store, resolve_store_path
 
 app = typer.Typer(
@@ -125,16 +126,6 @@ def _progress(quiet: bool) -> Progress | nullcontext:
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _pairs(items: list[str], option: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise MMSearchError(f"{option} {item!r}: expected NAME=VALUE", ExitCode.USAGE)
-        out[key.strip()] = value.strip()
-    return out
 
 
 @app.command()
@@ -295,7 +286,7 @@ def _weights(items: list[str]) -> dict[str, float]:
     from .search import SIGNALS
 
     weights = {}
-    for signal, value in _pairs(items, "--weight").items():
+    for signal, value in parse_pairs(items, "--weight", "image=0.5").items():
         try:
             weight = float(value)
         except ValueError:
@@ -311,7 +302,7 @@ def _weights(items: list[str]) -> dict[str, float]:
 def _filters(category: str | None, brand: str | None, min_price: float | None, max_price: float | None, where: list[str]):
     from .filters import Filters
 
-    return Filters(category, brand, min_price, max_price, _pairs(where, "--where"))
+    return Filters(category, brand, min_price, max_price, parse_pairs(where, "--where", "gender=Women"))
 
 
 CategoryOpt = Annotated[Optional[str], typer.Option(help="Only products of this category.")]

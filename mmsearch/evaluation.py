@@ -23,6 +23,7 @@ import pytrec_eval
 from .encoders import parse_modalities
 from .errors import ExitCode, MMSearchError
 from .filters import Filters
+from .options import parse_pairs
 from .search import SIGNALS, Query, Searcher
 
 RUN_DEPTH = 100  # map and mrr are computed over this many results
@@ -229,15 +230,12 @@ def parse_thresholds(items: Sequence[str], ks: Sequence[int] = DEFAULT_KS) -> di
     """--fail-under METRIC=VALUE bars, checked against the metrics an evaluation at these
     cutoffs reports: a mistake is a usage error before anything is evaluated."""
     out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
+    for name, value in parse_pairs(items, "--fail-under", "ndcg@10=0.5").items():
         try:
-            out[name.strip()] = float(value)
+            out[name] = float(value)
         except ValueError:
-            sep = ""
-        if not sep:
-            raise MMSearchError(f"--fail-under {item!r}: expected METRIC=VALUE, e.g. ndcg@10=0.5", ExitCode.USAGE)
-        _check_metric(name.strip(), metric_names(ks))
+            raise MMSearchError(f"--fail-under {name}={value}: the bar is a number, e.g. ndcg@10=0.5", ExitCode.USAGE) from None
+        _check_metric(name, metric_names(ks))
     return out
 
 

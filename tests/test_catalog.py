@@ -8,7 +8,7 @@ from PIL import Image
 
 from mmsearch import Store, ingest
 from mmsearch.catalog import parse_mapping, product_text
-from mmsearch.errors import MMSearchError
+from mmsearch.errors import ExitCode, MMSearchError
 
 
 def _write(path, text):
@@ -60,11 +60,15 @@ def test_map_and_attributes(tmp_path):
     assert product_text(row, ["title", "usage"]) == "Black handbag. usage: Casual"
 
 
-def test_bad_mapping_is_refused():
-    with pytest.raises(MMSearchError, match="unknown field"):
-        parse_mapping(["name=title"])
-    with pytest.raises(MMSearchError, match="FIELD=COLUMN"):
-        parse_mapping(["title"])
+@pytest.mark.parametrize(
+    "items, words",
+    [(["name=title"], "unknown field"), (["title"], "expected NAME=VALUE, e.g. --map title="), (["title="], "name the CSV column")],
+)
+def test_bad_mapping_is_a_usage_error(items, words):
+    """A malformed --map is a mistake on the command line: exit 2, like --where/--weight."""
+    with pytest.raises(MMSearchError, match=words) as raised:
+        parse_mapping(items)
+    assert raised.value.exit_code == ExitCode.USAGE
 
 
 def test_media_is_hashed_and_a_changed_image_updates_the_product(tmp_path):
