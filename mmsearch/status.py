@@ -145,6 +145,9 @@ def verify_store(store: Store, info: dict[str, Any]) -> list[str]:
             problems.append(f"{bad} {modality} vectors have the wrong length: run `mmsearch embed --modality {modality} --rebuild`")
         if m["to_embed"]:
             problems.append(f"{m['to_embed']} {modality} items are not embedded: run `mmsearch embed`")
+        if m["rebuilding"]:
+            r = m["rebuilding"]
+            problems.append(f"an interrupted {modality} rebuild has re-embedded {r['done']} of {r['items']} items: run `mmsearch embed` to finish it")
     index = info["index"]
     if not index["generation"]:
         if any(m["vectors"] for m in info["modalities"].values()):

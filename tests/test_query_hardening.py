@@ -120,6 +120,8 @@ def test_interrupted_rebuild_continues_and_keeps_old_vectors_until_replaced(samp
     assert all(np.array_equal(after[h], scrambled[h]) for h in set(after) - rebuilt)
     status = cli(sample_store, "status", "--json").stdout
     assert json.loads(status)["modalities"]["text"]["rebuilding"]["done"] == 8
+    verify = cli(sample_store, "status", "--verify", "--json", code=1)  # old vectors count as embedded: verify must say it
+    assert "interrupted text rebuild has re-embedded 8 of 30 items: run `mmsearch embed`" in verify.stdout
 
     with store.writer("test"):  # the same command again continues the rebuild
         report = embed(store, modalities=["text"], batch_size=8, rebuild=True)
