@@ -15,6 +15,7 @@ import io
 import json
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -560,8 +561,31 @@ def ingest(
 ) -> IngestReport:
     """Read, validate and upsert a catalog CSV. ``mapping`` and ``ignore`` None mean those
     the store remembers from the last ingest; ``force`` lets --prune remove more than half
-    of the store; ``dry_run`` reports what would change and writes nothing. ``progress``
-    is a rich Progress or None."""
+    of the store; ``dry_run`` reports what would change and writes nothing (not even a
+    store that does not exist yet). ``progress`` is a rich Progress or None."""
+    args = (catalog, media_dir, mapping, encoding, prune, progress, ignore, force, dry_run)
+    if not (dry_run and not store.exists()):
+        return _ingest(store, *args)
+    with tempfile.TemporaryDirectory(prefix="mmsearch-dry-run-") as scratch:  # everything would be added
+        throwaway = Store(scratch)
+        try:
+            return _ingest(throwaway, *args)
+        finally:
+            throwaway.close()
+
+
+def _ingest(
+    store: Store,
+    catalog: Path,
+    media_dir: Path | None,
+    mapping: dict[str, str] | None,
+    encoding: str | None,
+    prune: bool,
+    progress: Any,
+    ignore: Iterable[str] | None,
+    force: bool,
+    dry_run: bool,
+) -> IngestReport:
     frame, lines, row_errors = read_catalog(catalog, encoding)
     media_dir = media_dir or catalog.parent
     if not media_dir.is_dir():

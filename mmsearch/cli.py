@@ -162,7 +162,9 @@ def ingest(
     from .catalog import parse_mapping, write_rejects
 
     mapping = parse_mapping(map) if map else None  # None: the mapping the store remembers
-    with Store(resolve_store_path(store)).writer("ingest", wait) as st, _progress(quiet or json_out) as progress:
+    target = Store(resolve_store_path(store))
+    lock = nullcontext(target) if dry_run and not target.exists() else target.writer("ingest", wait)  # nothing to lock, nothing to create
+    with lock as st, _progress(quiet or json_out) as progress:
         report = run_ingest(
             st, catalog, media_dir, mapping, encoding, prune, progress or None, ignore=ignore or None, force=force, dry_run=dry_run
         )
@@ -173,7 +175,7 @@ def ingest(
     elif not quiet:
         render.ingest_report(out, report)
     for r in report.rejects if quiet and not json_out else []:
-        err.print(f"rejected line {r.line} ({r.column}): {r.reason}", highlight=False)
+        err.print(f"rejected line {r.line} ({r.column}): {escape(r.reason)}", highlight=False)
     for hint in report.hints:
         err.print(f"[yellow]hint:[/yellow] {escape(hint)}", highlight=False)
     if report.rejects:

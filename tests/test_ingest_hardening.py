@@ -108,6 +108,13 @@ def test_dry_run_reports_what_would_change_and_writes_nothing(tmp_path):
     table = cli(store, "ingest", str(changed), "--dry-run", check=0)
     assert "dry run" in table.stdout and "nothing was written" in table.stdout
 
+    # A dry run into a store that does not exist yet reports every product as added and
+    # creates nothing (it used to create an empty store).
+    fresh = tmp_path / "not-yet"
+    report = json.loads(cli(fresh, "ingest", str(changed), "--dry-run", "--prune", "--json", check=0).stdout)
+    assert {k: report[k] for k in ("added", "updated", "removed")} == {"added": 3, "updated": 0, "removed": 0}
+    assert not fresh.exists()
+
 
 # -- a wrong --media-dir ---------------------------------------------------------------
 def _image_catalog(tmp_path: Path, n: int) -> Path:
