@@ -36,7 +36,7 @@ from .backends import BACKENDS, DEFAULT_TARGET_RECALL, Backend, Item, make_backe
 from .bridge import AlignedBridge, Bridge, ClipBridge, ZeroShotBridge
 from .catalog import iter_products, product_text
 from .embedding import text_hash, vector_matrix
-from .encoders import MODALITIES, load_encoder
+from .encoders import MODALITIES, encoder_family, load_encoder
 from .errors import MMSearchError
 from .lexical import LexicalIndex
 from .store import Store, file_entry, file_matches, write_json_atomic
@@ -233,16 +233,21 @@ class Planner:
         if self._alignment_path:
             return f"aligned:{hashlib.sha256(self._alignment_path.read_bytes()).hexdigest()[:16]}"
         image, text = self.models["image"], self.models["text"]
-        if image["name"].startswith("open_clip:"):
+        if self._image_text_tower:
             return f"open_clip:{image['id']}"
         return f"zeroshot:{image['id']}|{text['id']}"
+
+    @property
+    def _image_text_tower(self) -> bool:
+        """Whether the image model brings its own text tower (CLIP): then that is the bridge."""
+        return encoder_family("image", self.models["image"]["name"]).text_tower
 
     @cached_property
     def bridge(self) -> Bridge:
         if self._alignment_path:
             return AlignedBridge.from_file(self._alignment_path)
         image_encoder = load_encoder("image", self.models["image"]["name"])
-        if self.models["image"]["name"].startswith("open_clip:"):
+        if self._image_text_tower:
             return ClipBridge(image_encoder)
         return self._saved_zeroshot_bridge() or ZeroShotBridge.build(image_encoder, load_encoder("text", self.models["text"]["name"]))
 
