@@ -104,7 +104,7 @@ def _run_in_process(args: list[str], env: dict[str, str], cwd: Path) -> tuple[sp
     from mmsearch import cli, encoders
 
     root = logging.getLogger()
-    saved_logging, saved_cwd = (root.handlers[:], root.level), Path.cwd()
+    saved_handlers, saved_level, saved_cwd = root.handlers[:], root.level, Path.cwd()
     root.handlers = []  # so that the CLI's logging set-up writes to this run's stderr
     changes = {k: env.get(k) for k in os.environ.keys() | env.keys() if os.environ.get(k) != env.get(k)}
     try:
@@ -118,8 +118,8 @@ def _run_in_process(args: list[str], env: dict[str, str], cwd: Path) -> tuple[sp
             result = CliRunner().invoke(cli.app, args, env=changes, prog_name="mmsearch")
     finally:
         os.chdir(saved_cwd)
-        root.handlers, _ = saved_logging
-        root.setLevel(saved_logging[1])
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
         encoders.set_threads(None)
     stderr, crash = result.stderr, None
     if result.exception is not None and not isinstance(result.exception, SystemExit):
