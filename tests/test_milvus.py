@@ -6,6 +6,7 @@ same queries and filters must give the same products through Milvus."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import shutil
 import subprocess
@@ -20,7 +21,15 @@ import pytest
 from mmsearch import Filters, Query, Searcher, Store, build_index, configure_backend
 from mmsearch.backends.milvus import _load, connect, disconnect
 
-from .conftest import REPO, SAMPLE, run_cli, run_json
+from . import conftest
+from .conftest import REPO, SAMPLE
+
+#: every test needs a Milvus engine; the sample store is built with the real models
+pytestmark = [pytest.mark.milvus, pytest.mark.slow]
+# Every CLI run is its own process: a milvus-lite file admits one process at a time, and
+# this process holds its own connections through the library.
+run_cli = functools.partial(conftest.run_cli, subprocess=True)
+run_json = functools.partial(conftest.run_json, subprocess=True)
 
 pymilvus = pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install 'mmsearch[milvus]')")
 MilvusClient = pymilvus.MilvusClient

@@ -4,9 +4,6 @@ weights, and a query must not import torch."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +13,7 @@ from PIL import Image
 from mmsearch.encoders import l2_normalize, load_encoder
 from mmsearch.encoders.onnx import CACHE_ENV, exported
 
-from .conftest import REPO, SAMPLE
-
-pytestmark = pytest.mark.slow
+from .conftest import SAMPLE, cli_imports
 
 TEXTS = [
     "red dress",
@@ -31,6 +26,7 @@ TEXTS = [
 ] + [f"item {i} " * (i % 40) for i in range(100)]
 
 
+@pytest.mark.slow
 def test_text_vectors_equal_the_torch_model():
     from mmsearch.encoders.text import OnnxSentenceEncoder, SentenceTransformerEncoder
 
@@ -52,6 +48,7 @@ def _shapes() -> list[Image.Image]:
     return [photo.resize(size) for photo in photos for size in sizes]
 
 
+@pytest.mark.slow
 def test_image_vectors_equal_the_torch_model_and_torchvision_transforms():
     import torch
     from torchvision import transforms as T
@@ -103,24 +100,11 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache" / "onnx").glob("*.onnx*partial")) and not list((tmp_path / "cache" / "onnx").glob("*.onnx"))
 
 
-PROBE = """
-import json, sys
-from mmsearch.cli import main
-try:
-    main()
-except SystemExit as exc:
-    assert not exc.code, exc.code
-print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))
-"""
-
-
-def test_queries_import_no_torch(sample_store):
+@pytest.mark.slow
+def test_queries_import_no_torch(sample_store, tmp_path):
     """Text and image queries run on onnxruntime alone (the models were exported when the
     store was embedded)."""
-    env = {**os.environ, "MMSEARCH_STORE": str(sample_store)}
     for args in (["red coffee mug"], ["--image", str(SAMPLE / "queries" / "q_p007.png")], ["mug", "--modality", "lexical"]):
-        proc = subprocess.run([sys.executable, "-c", PROBE, "query", *args, "--json"], cwd=REPO, env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-        modules = set(__import__("json").loads(proc.stdout.splitlines()[-1]))
+        modules = cli_imports(tmp_path, "query", *args, "--json", store=sample_store)
         assert not modules & {"torch", "torchvision", "transformers", "sentence_transformers", "timm"}, args
         assert ("onnxruntime" in modules) == (args[-1] != "lexical"), args

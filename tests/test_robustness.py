@@ -7,16 +7,16 @@
 5. `status --verify` names the repair for every kind of damage, `query` fails cleanly;
 7. nothing in a store is pickled, and no network is touched by default.
 
-Stores are copied from the session's sample store where possible, and the indexing
-tests use a synthetic text-only store (real catalog rows, generated vectors) so that an
-HNSW build takes long enough to be interrupted without any model work.
+Stores are copied from the session's sample store where the real models matter (what
+they embed, whether they reach for the network), else from the fake-encoder store; the
+indexing tests use a synthetic text-only store (real catalog rows, generated vectors)
+so that an HNSW build takes long enough to be interrupted without any model work.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import signal
@@ -36,38 +36,16 @@ from PIL import Image, ImageDraw
 from mmsearch import Query, Searcher, Store, build_index, embed, ingest
 from mmsearch.catalog import iter_products, product_text
 from mmsearch.embedding import text_hash
+from mmsearch.encoders import load_encoder
 
-from .conftest import REPO, SAMPLE, run_cli, run_json
+from .conftest import PICKLE, REPO, SAMPLE, cli_env, output, run_cli, run_json, spawn
 
-TEXT_MODEL = {"name": "all-MiniLM-L6-v2", "id": "sentence-transformers:all-MiniLM-L6-v2", "dim": 384}
+_fake_text = load_encoder("text", "fake:384")
+#: the model synthetic text stores claim: queries then encode with the fake encoder
+TEXT_MODEL = {"name": _fake_text.name, "id": _fake_text.id, "dim": _fake_text.dim}
 
 
 # -- helpers ------------------------------------------------------------------------
-def cli_env(store: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "COLUMNS": "200", "MMSEARCH_STORE": str(store), **extra}
-
-
-def spawn(*args: str, store: Path, logs: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `python -m mmsearch ARGS` in the background; output goes to files (no pipe
-    can fill up and stall it)."""
-    logs.mkdir(parents=True, exist_ok=True)
-    name = f"{args[0]}-{time.monotonic_ns()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mmsearch", *args],
-        stdout=open(logs / f"{name}.out", "w"),
-        stderr=open(logs / f"{name}.err", "w"),
-        env=env or cli_env(store),
-        cwd=REPO,
-    )
-    proc.log = logs / name  # type: ignore[attr-defined]
-    return proc
-
-
-def output(proc: subprocess.Popen) -> str:
-    log = proc.log  # type: ignore[attr-defined]
-    return f"stdout:\n{Path(f'{log}.out').read_text()}\nstderr:\n{Path(f'{log}.err').read_text()}"
-
-
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
     """Poll ``condition``; fail if it is not met in time or ``proc`` exits first."""
     deadline = time.monotonic() + timeout
@@ -208,9 +186,9 @@ def hostile_env(store: Path, proxy: str) -> dict[str, str]:
 
 
 def cli_json(*args: str, env: dict[str, str]):
-    proc = subprocess.run([sys.executable, "-m", "mmsearch", *args, "--json"], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return json.loads(proc.stdout)
+    """A command in its own process: only a fresh interpreter shows what the environment
+    (offline switches, proxies) makes it do."""
+    return run_json(*args, env=env, subprocess=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -439,7 +417,7 @@ from mmsearch import Query, Searcher, Store
 S.load_encoder = functools.lru_cache(maxsize=None)(S.load_encoder)  # load the model once, not per Searcher
 root, stop, out = Path(sys.argv[1]), Path(sys.argv[2]), open(sys.argv[3], "w")
 queries = {"like": Query(like="p00042"), "text": Query(text="walnut lamp")}
-S.load_encoder("text").encode(["warm up"])
+Searcher(Store(root)).encoder("text").encode(["warm up"])
 print("ready", flush=True)
 deadline = time.monotonic() + 120
 while not stop.exists() and time.monotonic() < deadline:
@@ -542,10 +520,10 @@ def finish_all(procs: list[subprocess.Popen], timeout: float = 120) -> dict[subp
 
 
 @pytest.mark.slow
-def test_one_writer_at_a_time_and_readers_never_blocked(sample_store, tmp_path):
+def test_one_writer_at_a_time_and_readers_never_blocked(fake_store, tmp_path):
     from mmsearch.errors import StoreLockedError
 
-    store, logs = sample_store, tmp_path / "logs"
+    store, logs = fake_store, tmp_path / "logs"
     writers = [("ingest", str(SAMPLE / "products.csv")), ("embed",), ("index",)]
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store)], stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
@@ -596,23 +574,23 @@ def problems_text(store: Path) -> str:
 
 
 @pytest.mark.slow
-def test_verify_and_query_on_damaged_index_files(sample_store, tmp_path):
-    text_hnsw, image_hnsw = live_file(sample_store, "text.hnsw"), live_file(sample_store, "image.hnsw")
+def test_verify_and_query_on_damaged_index_files(fake_store, tmp_path):
+    text_hnsw, image_hnsw = live_file(fake_store, "text.hnsw"), live_file(fake_store, "image.hnsw")
     text_hnsw.write_bytes(text_hnsw.read_bytes()[: text_hnsw.stat().st_size // 2])  # truncated
     data = bytearray(image_hnsw.read_bytes())
     data[len(data) // 2] ^= 0x10  # one bit flipped, same size
     image_hnsw.write_bytes(bytes(data))
-    live_file(sample_store, "audio.ids.json").unlink()  # missing
+    live_file(fake_store, "audio.ids.json").unlink()  # missing
 
-    report = problems_text(sample_store)
+    report = problems_text(fake_store)
     for problem in ("text.hnsw is corrupted", "image.hnsw is corrupted", "audio.ids.json is missing"):
         assert re.search(re.escape(problem) + r"( \(size or checksum differs\))?: run `mmsearch index`", report), report
     # A query reaching each damaged part fails with a clear error, never a crash (a
     # negative return code would be a signal, e.g. SIGSEGV inside hnswlib).
     queries = {
-        "text.hnsw": spawn("query", "red mug", store=sample_store, logs=tmp_path),
-        "image.hnsw": spawn("query", "--image", str(SAMPLE / "queries/q_p001.png"), store=sample_store, logs=tmp_path),
-        "audio.ids.json": spawn("query", "--audio", str(SAMPLE / "queries/q_p018.wav"), store=sample_store, logs=tmp_path),
+        "text.hnsw": spawn("query", "red mug", store=fake_store, logs=tmp_path),
+        "image.hnsw": spawn("query", "--image", str(SAMPLE / "queries/q_p001.png"), store=fake_store, logs=tmp_path),
+        "audio.ids.json": spawn("query", "--audio", str(SAMPLE / "queries/q_p018.wav"), store=fake_store, logs=tmp_path),
     }
     finish_all(list(queries.values()))
     for name, proc in queries.items():
@@ -620,11 +598,10 @@ def test_verify_and_query_on_damaged_index_files(sample_store, tmp_path):
         assert proc.returncode == 1, output(proc)
         assert err.startswith("error: index file") and name in err and "run `mmsearch index`" in err and "Traceback" not in err, err
     # The named repair repairs.
-    run_json("index", store=sample_store)
-    assert verify(sample_store, 0)["problems"] == []
+    run_json("index", store=fake_store)
+    assert verify(fake_store, 0)["problems"] == []
 
 
-@pytest.mark.slow
 def test_verify_query_and_index_on_an_unreadable_index_manifest(tmp_path):
     store = tmp_path / "store"  # text only: the repair rebuilds every part, quickly
     make_text_store(store, 300)
@@ -638,20 +615,19 @@ def test_verify_query_and_index_on_an_unreadable_index_manifest(tmp_path):
     assert verify(store, 0)["problems"] == []
 
 
-@pytest.mark.slow
-def test_verify_finds_bad_vectors_and_removed_products(sample_store):
-    db = sqlite3.connect(sample_store / "catalog.db")
+def test_verify_finds_bad_vectors_and_removed_products(fake_store):
+    db = sqlite3.connect(fake_store / "catalog.db")
     with db:
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("UPDATE vectors SET vector = substr(vector, 1, 100) WHERE rowid IN "
                    "(SELECT rowid FROM vectors WHERE modality='text' LIMIT 2)")
         db.execute("DELETE FROM products WHERE id IN ('p029', 'p030')")  # deleted after indexing
     db.close()
-    report = problems_text(sample_store)
+    report = problems_text(fake_store)
     assert "2 text vectors have the wrong length: run `mmsearch embed --modality text --rebuild`" in report, report
     assert "text index holds 2 products no longer in the catalog: run `mmsearch index`" in report, report
     # `index` stops with the same repair rather than a numpy traceback.
-    proc = run_cli("index", store=sample_store, check=1)
+    proc = run_cli("index", store=fake_store, check=1)
     assert "wrong length" in proc.stderr and "--rebuild" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
@@ -668,8 +644,6 @@ def test_verify_names_the_repair_for_an_unreadable_store_manifest(sample_store):
 
 
 # -- 7. no pickle, no network ------------------------------------------------------------------
-PICKLE = re.compile(rb"\A\x80[\x02-\x05]")
-
 
 @pytest.mark.slow
 def test_nothing_in_a_built_store_is_pickled(sample_store_template):

@@ -7,6 +7,8 @@ from mmsearch.errors import MMSearchError
 
 from .conftest import SAMPLE
 
+pytestmark = pytest.mark.slow  # what the real models find
+
 
 @pytest.fixture(scope="module")
 def searcher(sample_store_template):

@@ -7,12 +7,13 @@ answers the two questions search asks: which products are near these query vecto
 within this scope, and what is each given product's best exact cosine score.
 
 Backends: ``hnswlib`` (embedded, files in the store: backends/hnsw.py) and ``milvus``
-(a Milvus server or cluster, or a milvus-lite file: backends/milvus.py). A new engine
-is one new module here plus a line in ``make_backend`` and ``open_part``.
+(a Milvus server or cluster, or a milvus-lite file: backends/milvus.py), registered by
+name in ``BACKENDS``. A new engine is one new module here plus its line in ``BACKENDS``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
     from ..filters import Filters
 
 Item = tuple[str, str, str]  # (product id, media path or "", content hash)
-BACKENDS = ("hnswlib", "milvus")
+#: every index backend: name -> its Backend class, as "module:Class" under this package so
+#: that a store that does not use an engine never imports its client
+BACKENDS: dict[str, str] = {"hnswlib": "hnsw:HnswBackend", "milvus": "milvus:MilvusBackend"}
+DEFAULT_BACKEND = "hnswlib"
 #: HNSW graph degree and build beam (hnswlib's own suggestions; `mmsearch index --m ...`)
 DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 200
@@ -72,6 +76,16 @@ class VectorPart(Protocol):
 class Backend(Protocol):
     name: str
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], store_id: str, token: str | None = None) -> "Backend":
+        """The backend a store's index config names (see indexing.configure_backend)."""
+        ...
+
+    @staticmethod
+    def open_part(folder: Path, name: str, entry: dict[str, Any]) -> VectorPart:
+        """Open a part this backend wrote (its manifest entry) for search."""
+        ...
+
     def settings(self) -> dict[str, Any]:
         """Recorded in each part's manifest entry: where the part lives."""
         ...
@@ -104,26 +118,19 @@ class Backend(Protocol):
         ...
 
 
+def backend_class(name: str) -> type[Backend]:
+    """The class registered as backend ``name``."""
+    if name not in BACKENDS:
+        raise MMSearchError(f"unknown index backend {name!r}: use one of {', '.join(BACKENDS)}")
+    module, _, cls = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
 def make_backend(config: dict[str, Any], store_id: str, token: str | None = None) -> Backend:
     """The backend a store's index config names (see indexing.configure_backend)."""
-    name = config.get("backend", "hnswlib")
-    if name == "hnswlib":
-        from .hnsw import HnswBackend
-
-        return HnswBackend()
-    if name == "milvus":
-        from .milvus import MilvusBackend
-
-        return MilvusBackend(config["uri"], config["collection_prefix"], store_id, token)
-    raise MMSearchError(f"unknown index backend {name!r}: use one of {', '.join(BACKENDS)}")
+    return backend_class(config.get("backend", DEFAULT_BACKEND)).from_config(config, store_id, token)
 
 
 def open_part(folder: Path, name: str, entry: dict[str, Any]) -> VectorPart:
-    """Open a part of a published generation for search."""
-    if entry.get("backend") == "milvus":
-        from .milvus import MilvusPart
-
-        return MilvusPart(name, entry)
-    from .hnsw import HnswPart
-
-    return HnswPart(folder, name, entry)
+    """Open a part of a published generation for search, with the backend that wrote it."""
+    return backend_class(entry.get("backend", DEFAULT_BACKEND)).open_part(folder, name, entry)

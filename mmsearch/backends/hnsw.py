@@ -203,6 +203,14 @@ class HnswBackend:
 
     name = "hnswlib"
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], store_id: str, token: str | None = None) -> "HnswBackend":
+        return cls()  # nothing to configure: the files live in the generation folder
+
+    @staticmethod
+    def open_part(folder: Path, name: str, entry: dict[str, Any]) -> "HnswPart":
+        return HnswPart(folder, name, entry)
+
     def settings(self) -> dict[str, Any]:
         return {"backend": self.name}
 

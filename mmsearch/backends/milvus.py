@@ -173,6 +173,14 @@ class MilvusBackend:
         self._client: Any = None
         self._claimed = False
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], store_id: str, token: str | None = None) -> "MilvusBackend":
+        return cls(config["uri"], config["collection_prefix"], store_id, token)
+
+    @staticmethod
+    def open_part(folder: Path, name: str, entry: dict[str, Any]) -> "MilvusPart":
+        return MilvusPart(name, entry)  # the vectors are in Milvus, not in the folder
+
     @property
     def client(self) -> Any:
         if self._client is None:

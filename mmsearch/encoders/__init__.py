@@ -1,7 +1,11 @@
 """Encoders turn one modality's items into float32 vectors compared by cosine.
 
-An encoder is anything with the ``Encoder`` shape below; ``load_encoder`` picks one from
-a spec string so that adding a model is one new module plus one line in ``_FACTORIES``.
+An encoder is anything with the ``Encoder`` shape below. Encoder families (the built-in
+models, and the deterministic ``fake:DIM`` encoder that tests of plumbing use) are
+registered in ``ENCODERS`` through one mechanism: a family says which modalities it
+embeds, which model specs are its own (a prefix such as ``open_clip:``, or none for the
+modality's default family) and what its encoders can do beyond ``encode`` (``text_tower``,
+``classifier``). Callers ask ``encoder_family`` rather than parsing model names.
 Models load lazily: building an Encoder costs nothing until ``encode`` is called, which
 keeps commands that find nothing to embed fast.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -90,7 +95,7 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def _text(spec: str | None) -> Encoder:
+def _text(modality: str, spec: str | None) -> Encoder:
     from .text import (
         DEFAULT_TEXT_MODEL,
         OnnxSentenceEncoder,
@@ -103,25 +108,79 @@ def _text(spec: str | None) -> Encoder:
     return SentenceTransformerEncoder(spec)
 
 
-def _image(spec: str | None) -> Encoder:
-    if spec and spec.startswith("open_clip:"):
-        from .clip import OpenClipEncoder
-
-        return OpenClipEncoder(spec)
+def _efficientnet(modality: str, spec: str | None) -> Encoder:
     from .image import EfficientNetEncoder
 
     return EfficientNetEncoder(spec)
 
 
-def _audio(spec: str | None) -> Encoder:
+def _open_clip(modality: str, spec: str | None) -> Encoder:
+    from .clip import OpenClipEncoder
+
+    return OpenClipEncoder(spec or "")
+
+
+def _audio(modality: str, spec: str | None) -> Encoder:
     from .audio import LibrosaAudioEncoder
 
     return LibrosaAudioEncoder(spec)
 
 
-_FACTORIES: dict[str, Callable[[str | None], Encoder]] = {"text": _text, "image": _image, "audio": _audio}
+def _fake(modality: str, spec: str | None) -> Encoder:
+    from .fake import FakeEncoder
+
+    return FakeEncoder(modality, spec or "")
+
+
+@dataclass(frozen=True)
+class EncoderFamily:
+    """A kind of encoder and what its encoders can do."""
+
+    name: str
+    modalities: tuple[str, ...]
+    #: builds the encoder for (modality, spec); spec None means the default model
+    factory: Callable[[str, str | None], Encoder]
+    #: the specs that start with this are the family's; None: the family is the default
+    #: for its modalities (it gets every spec no other family claims)
+    prefix: str | None = None
+    #: an image encoder whose ``encode_text(texts)`` puts text into its own image space,
+    #: as CLIP's text tower does: the text-image bridge needs no training
+    text_tower: bool = False
+    #: an image encoder with ``classifier()``, an ImageNet head over its features: the
+    #: zero-shot bridge (and align's zero-shot baseline) can use it
+    classifier: bool = False
+
+
+ENCODERS: dict[str, EncoderFamily] = {}
+
+
+def register(family: EncoderFamily) -> None:
+    """Add (or replace) an encoder family."""
+    ENCODERS[family.name] = family
+
+
+for _family in (
+    EncoderFamily("sentence-transformers", ("text",), _text),
+    EncoderFamily("efficientnet", ("image",), _efficientnet, classifier=True),
+    EncoderFamily("librosa", ("audio",), _audio),
+    EncoderFamily("open_clip", ("image",), _open_clip, prefix="open_clip:", text_tower=True),
+    EncoderFamily("fake", MODALITIES, _fake, prefix="fake:", text_tower=True),
+):
+    register(_family)
+
+
+def encoder_family(modality: str, spec: str | None = None) -> EncoderFamily:
+    """The family that makes ``modality`` vectors from model ``spec`` (None: the default)."""
+    families = [f for f in ENCODERS.values() if modality in f.modalities]
+    for family in families:
+        if family.prefix and spec and spec.startswith(family.prefix):
+            return family
+    for family in families:
+        if family.prefix is None:
+            return family
+    raise MMSearchError(f"no encoder for modality {modality!r}: use one of {', '.join(MODALITIES)}")
 
 
 def load_encoder(modality: str, spec: str | None = None) -> Encoder:
     """The encoder for ``modality``; ``spec`` None means the default model."""
-    return _FACTORIES[modality](spec)
+    return encoder_family(modality, spec).factory(modality, spec)
