@@ -84,7 +84,8 @@ def _setup() -> None:
 
 
 def _fail(exc: MMSearchError) -> typer.Exit:
-    err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)  # it may quote catalog text or input
+    message = " ".join(str(exc).split())  # one line, whatever a library put in the reason
+    err.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)  # it may quote catalog text or input
     return typer.Exit(int(exc.exit_code))
 
 

@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     import bm25s
 
 
+#: the one term of a catalog that has none (no tokenized query contains a NUL)
+NO_TERMS = "\x00"
+
+
 @cache
 def _bm25s() -> Any:
     """bm25s, imported when a lexical index is built or loaded: it pulls in scipy and
@@ -37,6 +41,10 @@ class LexicalIndex:
     def build(cls, texts: list[str]) -> "LexicalIndex":
         bm25s = _bm25s()
         tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+        if texts and not tokens.vocab:
+            # Not one term in the whole catalog (ids only, titles of stop words): bm25s
+            # cannot index that, so the first text gets a term no query can contain.
+            tokens = [[NO_TERMS], *([] for _ in texts[1:])]
         retriever = bm25s.BM25()
         retriever.index(tokens, show_progress=False)
         return cls(retriever)

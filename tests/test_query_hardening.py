@@ -254,3 +254,15 @@ def test_library_filters_refuse_impossible_bounds():
 
     with pytest.raises(MMSearchError, match="above"):
         Filters(min_price=5, max_price=1)
+
+
+def test_a_catalog_without_a_single_term_is_indexed_and_answered(tmp_path):
+    """Ids only, or titles that are all stop words: bm25s raised `max() arg is an empty
+    sequence` in `index`. Now BM25 scores such a catalog 0 for every query."""
+    from mmsearch.lexical import LexicalIndex
+
+    index = LexicalIndex.build(["the", "a", ""])
+    index.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path)
+    assert loaded.scores("the red mug").tolist() == [0.0, 0.0, 0.0]
+    assert LexicalIndex.build(["the", "red mug"]).scores("mug").tolist()[1] > 0

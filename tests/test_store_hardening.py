@@ -363,3 +363,13 @@ def test_a_read_only_model_cache_serves_its_models_and_an_unusable_one_is_one_li
     no_traceback(served)
     assert served.exit_code == 0 and json.loads(served.stdout), served.output
     assert "MMSEARCH_CACHE" in error_line(unusable)
+
+
+def test_an_error_is_one_line_even_when_the_reason_spans_lines(fake_store, tmp_path):
+    """pandas ends its parser messages with a newline, which left a `)` on a second line."""
+    queries = tmp_path / "queries.csv"
+    queries.write_text("query_id,text\nq1,mug\nq2,lamp,extra\n", encoding="utf-8")
+    qrels = tmp_path / "qrels.csv"
+    qrels.write_text("query_id,product_id,relevance\nq1,p001,1\n", encoding="utf-8")
+    result = cli("eval", "--queries", str(queries), "--qrels", str(qrels), store=fake_store)
+    assert "line 3" in error_line(result) and error_line(result).endswith(")")
