@@ -165,7 +165,7 @@ class IngestReport:
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     """Parse repeated ``FIELD=COLUMN`` options into {field: column}; an empty item
     (``--map ''``) stands for no mapping."""
-    mapping = parse_pairs([item for item in items if item.strip()], "--map", "title=productDisplayName")
+    mapping = parse_pairs([item for item in items if item.strip()], "--map", "title=productDisplayName", "FIELD=COLUMN")
     for name, column in mapping.items():
         if name not in FIELDS:
             raise MMSearchError(f"--map {name}={column}: unknown field {name!r}; fields are {', '.join(FIELDS)}", ExitCode.USAGE)

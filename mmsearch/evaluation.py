@@ -230,7 +230,7 @@ def parse_thresholds(items: Sequence[str], ks: Sequence[int] = DEFAULT_KS) -> di
     """--fail-under METRIC=VALUE bars, checked against the metrics an evaluation at these
     cutoffs reports: a mistake is a usage error before anything is evaluated."""
     out = {}
-    for name, value in parse_pairs(items, "--fail-under", "ndcg@10=0.5").items():
+    for name, value in parse_pairs(items, "--fail-under", "ndcg@10=0.5", "METRIC=VALUE").items():
         try:
             out[name] = float(value)
         except ValueError:

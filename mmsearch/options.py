@@ -9,13 +9,13 @@ from collections.abc import Iterable
 from .errors import ExitCode, MMSearchError
 
 
-def parse_pairs(items: Iterable[str], option: str, example: str) -> dict[str, str]:
+def parse_pairs(items: Iterable[str], option: str, example: str, shape: str = "NAME=VALUE") -> dict[str, str]:
     """{NAME: VALUE} from ``items`` (names and values stripped; a later NAME wins).
-    ``example`` is a correct item, shown in the error."""
+    ``shape`` (e.g. METRIC=VALUE) and ``example`` (a correct item) are shown in the error."""
     pairs: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise MMSearchError(f"{option} {item!r}: expected NAME=VALUE, e.g. {option} {example}", ExitCode.USAGE)
+            raise MMSearchError(f"{option} {item!r}: expected {shape}, e.g. {option} {example}", ExitCode.USAGE)
         pairs[name.strip()] = value.strip()
     return pairs

@@ -62,7 +62,7 @@ def test_map_and_attributes(tmp_path):
 
 @pytest.mark.parametrize(
     "items, words",
-    [(["name=title"], "unknown field"), (["title"], "expected NAME=VALUE, e.g. --map title="), (["title="], "name the CSV column")],
+    [(["name=title"], "unknown field"), (["title"], "expected FIELD=COLUMN, e.g. --map title="), (["title="], "name the CSV column")],
 )
 def test_bad_mapping_is_a_usage_error(items, words):
     """A malformed --map is a mistake on the command line: exit 2, like --where/--weight."""
