@@ -31,6 +31,7 @@ from .backends import (
     DEFAULT_TARGET_RECALL,
     Backend,
     Item,
+    Synced,
     make_backend,
 )
 from .bridge import Bridge, ZeroShotBridge, bridge_id, make_bridge
@@ -61,7 +62,7 @@ class PartPlan:
     name: str
     fingerprint: str
     count: int
-    build: Callable[[Path], dict[str, Any]]  # writes the part's files, returns its entry
+    build: Callable[[Path], tuple[dict[str, Any], Synced | None]]  # writes the part: (its entry, what a sync changed)
     missing: int | None = None
 
 
@@ -159,7 +160,7 @@ class PartPlanner:
 
     def _write_vectors(
         self, folder: Path, name: str, items: list[Item], vectors: Callable[[list[Item]], np.ndarray], model: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Synced | None]:
         return self.backend.write(folder, name, items, vectors, model, self.params, self.items.catalog)
 
     # -- bridge -------------------------------------------------------------------
@@ -187,9 +188,9 @@ class PartPlanner:
     def _bridge_plans(self, kept: dict[str, list[Item]]) -> list[PartPlan]:
         identity = bridge_id(self.items.models, self._alignment_path)
 
-        def write_bridge(folder: Path) -> dict[str, Any]:
+        def write_bridge(folder: Path) -> tuple[dict[str, Any], None]:
             files = self.bridge.save(folder)
-            return {"kind": self.bridge.kind, "id": identity, "count": 0, "files": [generations.file_entry(f) for f in files]}
+            return {"kind": self.bridge.kind, "id": identity, "count": 0, "files": [generations.file_entry(f) for f in files]}, None
 
         def bridged(name: str, modality: str) -> PartPlan:
             items = kept[modality]
@@ -200,7 +201,7 @@ class PartPlanner:
                     return self.bridge.image_items(vectors)
                 return self.bridge.text_items([self.items.texts[pid] for pid, _, _ in some], vectors)
 
-            def write(folder: Path) -> dict[str, Any]:
+            def write(folder: Path) -> tuple[dict[str, Any], Synced | None]:
                 return self._write_vectors(folder, name, items, projected, {"name": self.bridge.kind, "id": identity})
 
             return PartPlan(name, self._vector_fingerprint(identity, items), len(items), write)
@@ -213,14 +214,14 @@ class PartPlanner:
     def _lexical_plan(self) -> PartPlan:
         docs = list(self.items.texts.items())
 
-        def write(folder: Path) -> dict[str, Any]:
+        def write(folder: Path) -> tuple[dict[str, Any], None]:
             target = folder / LEXICAL
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
             LexicalIndex.build([text for _, text in docs]).save(target)
             (target / "ids.json").write_text(json.dumps([pid for pid, _ in docs]), encoding="utf-8")
             files = [generations.file_entry(p, f"{LEXICAL}/{p.name}") for p in sorted(target.iterdir())]
-            return {"backend": "bm25s", "count": len(docs), "files": files}
+            return {"backend": "bm25s", "count": len(docs), "files": files}, None
 
         return PartPlan(LEXICAL, _fingerprint("bm25s", docs), len(docs), write)
 
@@ -264,9 +265,8 @@ def _build_index(store: Store, planner: PartPlanner, progress: Any) -> IndexRepo
             report.reused.append(plan.name)
         else:
             started = time.perf_counter()
-            entry = {**plan.build(scratch.folder), "fingerprint": plan.fingerprint}
-            synced = entry.pop("synced", None)  # what a syncing backend changed (upserted, deleted)
-            scratch.finish(plan.name, entry)
+            entry, synced = plan.build(scratch.folder)
+            scratch.finish(plan.name, {**entry, "fingerprint": plan.fingerprint})
             report.built[plan.name] = time.perf_counter() - started
             if synced is not None:
                 report.synced[plan.name] = synced

@@ -14,7 +14,7 @@ name in ``BACKENDS``. A new engine is one new module here plus its line in ``BAC
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..filters import Filters
 
 Item = tuple[str, str, str]  # (product id, media path or "", content hash)
+Synced = dict[str, int]  # what a sync changed: {"upserted": n, "deleted": n}
 #: every index backend: name -> its Backend class, as "module:Class" under this package so
 #: that a store that does not use an engine never imports its client
 BACKENDS: dict[str, str] = {"hnswlib": "hnsw:HnswBackend", "milvus": "milvus:MilvusBackend"}
@@ -111,11 +112,24 @@ class Backend(Protocol):
         model: dict[str, Any],
         params: dict[str, Any],
         products: Mapping[str, Any],
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Synced | None]:
         """Write the part (files under ``folder``, or rows in an engine) and return its
-        manifest entry. ``vectors`` computes the vectors of any subset of ``items``, so
-        an engine that syncs incrementally only computes what changed."""
+        manifest entry, with what an engine that syncs in place changed (None for one
+        that writes the part afresh). ``vectors`` computes the vectors of any subset of
+        ``items``, so an engine that syncs incrementally only computes what changed."""
         ...
+
+
+def best_per_product(owners: Sequence[str], vectors: np.ndarray, queries: np.ndarray) -> dict[str, float]:
+    """Each product's best exact cosine: ``vectors[i]`` (unit rows) belongs to product
+    ``owners[i]``; a product scores its best item against its best query vector."""
+    out: dict[str, float] = {}
+    if not len(owners):
+        return out
+    for pid, sim in zip(owners, (vectors @ queries.T).max(axis=1).tolist()):
+        if sim > out.get(pid, -2.0):
+            out[pid] = sim
+    return out
 
 
 def backend_class(name: str) -> type[Backend]:

@@ -35,7 +35,14 @@ import numpy as np
 from ..encoders import l2_normalize
 from ..errors import MMSearchError
 from ..generations import file_entry
-from . import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_TARGET_RECALL, Item, Scope
+from . import (
+    DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_M,
+    DEFAULT_TARGET_RECALL,
+    Item,
+    Scope,
+    best_per_product,
+)
 
 # Allowed sets at most this large (or this fraction of the index) are searched exactly.
 EXACT_MAX_ROWS = 20_000
@@ -232,7 +239,7 @@ class HnswBackend:
         model: dict[str, Any],
         params: dict[str, Any],
         products: Mapping[str, Any],
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], None]:
         # items with the same content hash have the same vector: one node for all of them
         node_of: dict[str, int] = {}
         nodes = [node_of.setdefault(digest, len(node_of)) for _, _, digest in items]
@@ -246,7 +253,7 @@ class HnswBackend:
             path.unlink(missing_ok=True)
         index.save(index_path, matrix_path)
         ids_path.write_text(json.dumps([[pid, key, node] for (pid, key, _), node in zip(items, nodes)]), encoding="utf-8")
-        return {
+        entry = {
             "backend": self.name,
             "format": FORMAT,
             "space": "cosine",
@@ -258,6 +265,7 @@ class HnswBackend:
             "files": [file_entry(index_path), file_entry(matrix_path), file_entry(ids_path)],
             **params,
         }
+        return entry, None
 
 
 class HnswPart:
@@ -321,8 +329,4 @@ class HnswPart:
             return {}
         owners = [pid for pid in pids for _ in self.labels[pid]]
         labels = np.array([label for pid in pids for label in self.labels[pid]])
-        sims = (self.index.vectors(labels) @ queries.T).max(axis=1)
-        out: dict[str, float] = {}
-        for pid, sim in zip(owners, sims):
-            out[pid] = max(out.get(pid, -1.0), float(sim))
-        return out
+        return best_per_product(owners, self.index.vectors(labels), queries)

@@ -42,7 +42,7 @@ import numpy as np
 from ..encoders import l2_normalize
 from ..errors import MMSearchError
 from ..filters import MILVUS_CORE_JSON, fold
-from . import MILVUS_TOKEN_ENV, Item, Scope
+from . import MILVUS_TOKEN_ENV, Item, Scope, Synced, best_per_product
 
 # gRPC's C core prints transport notices (keepalive "too_many_pings" from milvus-lite)
 # straight to stderr; failures still reach us as exceptions.
@@ -226,7 +226,7 @@ class MilvusBackend:
         model: dict[str, Any],
         params: dict[str, Any],
         products: Mapping[str, Any],
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Synced]:
         """Bring the collection in line with ``items``: upsert new and changed rows,
         delete rows of items that are gone, then wait for the index and check the count."""
         name = self.collection(part)
@@ -247,7 +247,7 @@ class MilvusBackend:
             dim = dim or _dim(self.client, name)
         if count != len(items):
             raise MMSearchError(f"Milvus collection {name} holds {count} rows after sync, expected {len(items)}: run `mmsearch index` again")
-        return {
+        entry = {
             **self.settings(),
             "collection": name,
             "space": "cosine",
@@ -256,10 +256,10 @@ class MilvusBackend:
             "max_per_product": max(Counter(pid for pid, _, _ in items).values()),
             "model": model,
             "files": [],
-            "synced": {"upserted": len(changed), "deleted": len(gone)},
             "synced_at": time.time(),
             **params,
         }
+        return entry, {"upserted": len(changed), "deleted": len(gone)}
 
     def _prepare(self, name: str, params: dict[str, Any]) -> dict[str, str]:
         """Existing rows (key -> row_hash). A collection of another store is refused; one
@@ -521,15 +521,9 @@ class MilvusPart:
 
     def score(self, queries: np.ndarray, products: set[str]) -> dict[str, float]:
         """Exact cosine of each product's best item against the best query vector."""
-        out: dict[str, float] = {}
         rows = self._rows_of(sorted(products))
-        if not rows:
-            return out
-        sims = (np.array([r["vector"] for r in rows], dtype=np.float32) @ queries.T).max(axis=1)
-        for row, sim in zip(rows, sims):
-            pid = row["product_id"]
-            out[pid] = max(out.get(pid, -1.0), float(sim))
-        return out
+        vectors = np.array([r["vector"] for r in rows], dtype=np.float32).reshape(len(rows), self.entry["dim"])
+        return best_per_product([r["product_id"] for r in rows], vectors, queries)
 
     def _rows_of(self, pids: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

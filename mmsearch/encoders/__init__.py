@@ -25,6 +25,10 @@ from ..errors import ExitCode, MMSearchError
 # hub model can set HF_HUB_OFFLINE=0 explicitly.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# onnxruntime's Linux builds carry Microsoft's 1DS telemetry: a long `embed` was seen
+# posting to mobile.events.data.microsoft.com through the proxy settings. Set before
+# onnxruntime is imported (here or by torch.onnx).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 # Our own rich progress bars report model work; the libraries' tqdm bars would interleave.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
