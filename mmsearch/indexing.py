@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import generations
+from . import duplicates, generations
 from .backends import (
     BACKENDS,
     DEFAULT_EF_CONSTRUCTION,
@@ -130,6 +130,8 @@ class PartPlanner:
                 plans.append(self._vector_plan(modality, kept[modality], missing))
         if kept.get("image") and kept.get("text"):
             plans += self._bridge_plans(kept)
+        if kept.get("image"):
+            plans.append(self._duplicate_plan(kept["image"]))
         if any(self.items.texts.values()):  # bm25s cannot index a corpus of empty texts
             plans.append(self._lexical_plan())
         return plans
@@ -209,6 +211,10 @@ class PartPlanner:
             PartPlan(BRIDGE, _fingerprint(identity), 0, write_bridge),
             *(bridged(name, modality) for name, modality in BRIDGED.items()),
         ]
+
+    def _duplicate_plan(self, items: list[Item]) -> PartPlan:
+        facts = duplicates.stored_facts(self.store.db, items)
+        return PartPlan(duplicates.PART, _fingerprint("phash", [(pid, w, h, p.hex()) for pid, w, h, p in facts]), len(facts), lambda folder: duplicates.write_part(folder, facts))
 
     def _lexical_plan(self) -> PartPlan:
         docs = list(self.items.texts.items())

@@ -92,6 +92,12 @@ CREATE TABLE IF NOT EXISTS failures (
     reason TEXT NOT NULL,
     PRIMARY KEY (modality, content_hash)
 );
+CREATE TABLE IF NOT EXISTS image_info (     -- duplicates.py: each image's size and perceptual hashes
+    content_hash TEXT PRIMARY KEY,          -- sha256 of the image file
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    phash BLOB NOT NULL                     -- 256-bit phash of the image, then of its 90 % centre crop
+);
 """
 
 
