@@ -84,6 +84,8 @@ def common_sizes(sizes: Counter[tuple[int, int]]) -> list[list[int]]:
 
 def stored_facts(db: sqlite3.Connection, items: list[Item]) -> list[tuple[str, int, int, bytes]]:
     """(product id, width, height, hashes) of each item whose image facts are recorded."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name='image_info'").fetchone() is None:
+        return []  # a store no writer has opened since the table was added: `index` records them
     facts = {h: (w, ht, p) for h, w, ht, p in db.execute("SELECT content_hash, width, height, phash FROM image_info")}
     return [(pid, *facts[digest]) for pid, _, digest in items if digest in facts]
 
@@ -101,22 +103,38 @@ def write_part(folder: Path, facts: list[tuple[str, int, int, bytes]]) -> dict[s
 
 
 class DuplicatePart:
-    """The catalog's image hashes, loaded once; a query costs one XOR and popcount pass."""
+    """The catalog's image hashes, loaded once. A query is one XOR-and-popcount pass over
+    each hash's first 64-bit word (two images within MAX_DISTANCE bits are within it in
+    every word); only the few images that pass are compared on the rest."""
 
     def __init__(self, folder: Path, entry: dict[str, Any]):
-        self.hashes = np.load(folder / PART / "hashes.npy")
+        hashes = np.load(folder / PART / "hashes.npy")
+        self.words = np.ascontiguousarray(hashes.transpose(1, 2, 0))  # (hash, word, image): each word contiguous
         self.ids: list[str] = json.loads((folder / PART / "ids.json").read_text(encoding="utf-8"))
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+    def products(self) -> set[str]:
+        return set(self.ids)
 
     def scores(self, queries: np.ndarray, allowed: set[str] | None) -> dict[str, float]:
         """{product: 1 - distance / (MAX_DISTANCE + 1)} of the products with an image
         within MAX_DISTANCE bits of a query hash (best image and hash counts)."""
-        best = np.full(len(self.ids), HASH_SIZE**2, dtype=np.int32)
+        best: dict[int, int] = {}
         for q in queries:
-            distance = np.bitwise_count(self.hashes ^ q).sum(axis=2, dtype=np.int32).min(axis=1)
-            np.minimum(best, distance, out=best)
+            for words in self.words:  # the image's own hash, its centre crop's
+                close = np.flatnonzero(np.bitwise_count(words[0] ^ q[0]) <= MAX_DISTANCE)
+                distance = np.zeros(len(close), dtype=np.int32)
+                for w in range(WORDS):
+                    distance += np.bitwise_count(words[w, close] ^ q[w])
+                keep = distance <= MAX_DISTANCE
+                for i, d in zip(close[keep].tolist(), distance[keep].tolist()):
+                    best[i] = min(best.get(i, d), d)
         out: dict[str, float] = {}
-        for i in np.flatnonzero(best <= MAX_DISTANCE):
+        for i, d in best.items():
             pid = self.ids[i]
             if allowed is None or pid in allowed:
-                out[pid] = max(out.get(pid, 0.0), 1.0 - float(best[i]) / (MAX_DISTANCE + 1))
+                out[pid] = max(out.get(pid, 0.0), 1.0 - d / (MAX_DISTANCE + 1))
         return out

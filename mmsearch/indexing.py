@@ -34,6 +34,7 @@ from .backends import (
     make_backend,
 )
 from .bridge import Bridge, ZeroShotBridge, bridge_id, make_bridge
+from .embedding import record_missing_facts, wanted_items
 from .encoders import MODALITIES
 from .errors import MMSearchError
 from .generations import BRIDGE, BRIDGED, LEXICAL
@@ -247,6 +248,7 @@ def build_index(
     With the Milvus backend the vector parts are synced into collections in place; the
     generation (manifest, BM25, bridge) is still built aside and published atomically."""
     store.require()
+    record_missing_facts(store, wanted_items(store, "image", None))  # a store embedded before they were recorded
     planner = PartPlanner(store, m, ef_construction, backend, target_recall)
     try:
         planner.check_text()
