@@ -41,7 +41,8 @@ UNRECORDED_FORMAT = 1
 _EFFECTIVE_IDS = os.access in os.supports_effective_ids
 #: SQLite error names (Python 3.11+) and messages that mean the file itself is damaged
 _CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
-_CORRUPT_MESSAGES = ("malformed", "file is not a database")
+#: (mmsearch writes only UTF-8 text: text that does not decode is a damaged page)
+_CORRUPT_MESSAGES = ("malformed", "file is not a database", "Could not decode to UTF-8")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
