@@ -44,6 +44,10 @@ def markdown(r: dict[str, Any]) -> str:
             ["protocol", "recall@1", "recall@10", "mrr", "precision@10", "ndcg@10"],
             [["same product", e["recall@1"], e["recall@10"], e["mrr"], "", ""], ["same article type", "", c["recall@10"], c["mrr"], c["precision@10"], c["ndcg@10"]]],
         ) + [""]
+        if "myntra_photo" in r:
+            out += ["### Image → product, by the image signal alone and with the near-duplicate signal (recall@1 / recall@10)", ""]
+            rows = [[name, *(f"{m[s]['recall@1']:.3f} / {m[s]['recall@10']:.3f}" for s in ("image", "image,duplicate"))] for name, m in r["myntra_photo"].items()]
+            out += _table(["query set", "`--modality image`", "`--modality image,duplicate`"], rows) + [""]
         a = r["align"]
         out += [f"Alignment trained on the train store: {a['pairs_train']} pairs, {a['seconds']:.0f} s training "
                 f"({a['wall_s']:.0f} s wall, peak {a['peak_rss_mib']:.0f} MiB); held-out recall@1/@10 "

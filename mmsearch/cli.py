@@ -316,7 +316,7 @@ WhereOpt = Annotated[list[str], typer.Option("--where", metavar="COLUMN=VALUE", 
 Fusion = Enum("Fusion", {name: name for name in FUSIONS}, type=str)  # an unknown method is a usage error (exit 2)
 FusionOpt = Annotated[Fusion, typer.Option(help="How signals are combined.")]
 WeightOpt = Annotated[list[str], typer.Option("--weight", metavar="SIGNAL=W", help="Signal weight in fusion (repeatable).")]
-ModalityOpt = Annotated[Optional[str], typer.Option(help="Comma list of signals: lexical,text,image,audio [default: all the query reaches]")]
+ModalityOpt = Annotated[Optional[str], typer.Option(help="Comma list of signals: lexical,text,image,audio,duplicate [default: all the query reaches]")]
 
 
 @app.command()

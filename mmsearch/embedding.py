@@ -17,6 +17,7 @@ replaced, and a resumed rebuild re-embeds only what it has not done yet.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .catalog import TEXT_FIELDS, iter_products, product_text
+from .duplicates import image_facts
 from .encoders import MODALITIES, Encoder, load_encoder
 from .errors import ExitCode, MMSearchError
 from .filters import attribute_columns, did_you_mean
@@ -109,16 +111,42 @@ def _batches(items: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str
         yield items[start : start + size]
 
 
-def _decode_batch(modality: str, batch: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], tuple[list[Any], list[str], list[tuple[str, str, str]]]]:
-    """(batch, (decoded items, their hashes, (hash, source, reason) of those that failed))."""
-    decoded, keys, bad = [], [], []
+Decoded = tuple[list[Any], list[str], list[tuple[str, str, str]], list[tuple[str, int, int, bytes]]]
+
+
+def _decode_batch(modality: str, batch: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], Decoded]:
+    """(batch, (decoded items, their hashes, (hash, source, reason) of those that failed,
+    (hash, width, height, perceptual hashes) of the images)): an image's facts are taken
+    here, while it is decoded anyway."""
+    decoded, keys, bad, facts = [], [], [], []
     for digest, source in batch:
         try:
-            decoded.append(_decode(modality, source))
-            keys.append(digest)
+            item = _decode(modality, source)
         except (MediaError, OSError) as exc:
             bad.append((digest, source, str(exc)))
-    return batch, (decoded, keys, bad)
+            continue
+        decoded.append(item)
+        keys.append(digest)
+        if modality == "image":
+            facts.append((digest, *image_facts(item)))
+    return batch, (decoded, keys, bad, facts)
+
+
+def _record_facts(tx: sqlite3.Connection, facts: list[tuple[str, int, int, bytes]]) -> None:
+    tx.executemany("INSERT OR REPLACE INTO image_info (content_hash, width, height, phash) VALUES (?, ?, ?, ?)", facts)
+
+
+def record_missing_facts(store: Store, wanted: dict[str, str]) -> int:
+    """Record the size and hashes of the embedded images that have none (a store embedded
+    before they were recorded); returns how many were recorded."""
+    have = {h for (h,) in store.db.execute("SELECT content_hash FROM image_info")}
+    embedded = {h for (h,) in store.db.execute("SELECT content_hash FROM vectors WHERE modality='image'")}
+    todo = [(h, src) for h, src in wanted.items() if h in embedded and h not in have]
+    for batch in _batches(todo, BATCH_SIZE["image"]):
+        _, (_, _, _, facts) = _decode_batch("image", batch)
+        with store.transaction() as tx:
+            _record_facts(tx, facts)
+    return len(todo)
 
 
 def embed_modality(
@@ -154,7 +182,7 @@ def embed_modality(
         batches = _batches(todo, batch_size or BATCH_SIZE[modality])
         pending = decoder.submit(_decode_batch, modality, next(batches, []))
         while True:
-            batch, (decoded, keys, bad) = pending.result()
+            batch, (decoded, keys, bad, facts) = pending.result()
             if not batch:
                 break
             pending = decoder.submit(_decode_batch, modality, next(batches, []))
@@ -169,6 +197,7 @@ def embed_modality(
                     [(modality, d, encoder.id, s, r) for d, s, r in bad],
                 )
                 tx.executemany("DELETE FROM failures WHERE modality=? AND content_hash=?", [(modality, k) for k in keys])
+                _record_facts(tx, facts)
                 if rebuilding:
                     tx.executemany("INSERT OR IGNORE INTO rebuilt (modality, content_hash) VALUES (?, ?)", [(modality, k) for k in keys])
             failures += [Failure(modality, s, r) for _, s, r in bad]
@@ -177,6 +206,8 @@ def embed_modality(
             if progress is not None:
                 progress.advance(task, len(batch))
     report.seconds = time.perf_counter() - started
+    if modality == "image":
+        record_missing_facts(store, wanted)
     _collect_garbage(store, modality, encoder.id, set(wanted))
     return report, failures
 
@@ -210,6 +241,9 @@ def _collect_garbage(store: Store, modality: str, model: str, keep: set[str]) ->
                 if m != model or h not in keep
             ]
             tx.executemany(f"DELETE FROM {table} WHERE modality=? AND content_hash=?", stale)
+        if modality == "image":
+            stale_facts = [(h,) for (h,) in tx.execute("SELECT content_hash FROM image_info") if h not in keep]
+            tx.executemany("DELETE FROM image_info WHERE content_hash=?", stale_facts)
 
 
 def rebuilt_items(store: Store, modality: str) -> set[str]:

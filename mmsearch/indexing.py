@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import generations
+from . import duplicates, generations
 from .backends import (
     BACKENDS,
     DEFAULT_EF_CONSTRUCTION,
@@ -35,6 +35,7 @@ from .backends import (
     make_backend,
 )
 from .bridge import Bridge, ZeroShotBridge, bridge_id, make_bridge
+from .embedding import record_missing_facts, wanted_items
 from .encoders import MODALITIES
 from .errors import MMSearchError
 from .generations import BRIDGE, BRIDGED, LEXICAL
@@ -131,6 +132,8 @@ class PartPlanner:
                 plans.append(self._vector_plan(modality, kept[modality], missing))
         if kept.get("image") and kept.get("text"):
             plans += self._bridge_plans(kept)
+        if kept.get("image"):
+            plans.append(self._duplicate_plan(kept["image"]))
         if any(self.items.texts.values()):  # bm25s cannot index a corpus of empty texts
             plans.append(self._lexical_plan())
         return plans
@@ -211,6 +214,10 @@ class PartPlanner:
             *(bridged(name, modality) for name, modality in BRIDGED.items()),
         ]
 
+    def _duplicate_plan(self, items: list[Item]) -> PartPlan:
+        facts = duplicates.stored_facts(self.store.db, items)
+        return PartPlan(duplicates.PART, _fingerprint("phash", [(pid, w, h, p.hex()) for pid, w, h, p in facts]), len(facts), lambda folder: duplicates.write_part(folder, facts))
+
     def _lexical_plan(self) -> PartPlan:
         docs = list(self.items.texts.items())
 
@@ -242,6 +249,7 @@ def build_index(
     With the Milvus backend the vector parts are synced into collections in place; the
     generation (manifest, BM25, bridge) is still built aside and published atomically."""
     store.require()
+    record_missing_facts(store, wanted_items(store, "image", None))  # a store embedded before they were recorded
     planner = PartPlanner(store, m, ef_construction, backend, target_recall)
     try:
         planner.check_text()

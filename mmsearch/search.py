@@ -1,7 +1,9 @@
 """Search: encode a query, ask every index it can reach, fuse the per-product scores.
 
 Signals: ``lexical`` (BM25 over product text), ``text`` (dense text), ``image`` and
-``audio`` (dense, one vector per media file; a product scores its best file). Each
+``audio`` (dense, one vector per media file; a product scores its best file),
+``duplicate`` (an image query's perceptual hash against the catalog's: see
+duplicates.py; a near-duplicate of the query picture ranks first). Each
 signal nominates candidates among the products that pass the filters; every candidate
 is then scored exactly by every signal, so the fused ranking and the per-signal scores
 shown to the user are complete, not just the ones that made a signal's top list.
@@ -21,6 +23,8 @@ from . import generations
 from .backends import Scope, open_part
 from .bridge import load_bridge
 from .catalog import product_text
+from .duplicates import PART as DUPLICATE
+from .duplicates import DuplicatePart, catalog_sized, query_hashes
 from .embedding import text_hash
 from .encoders import Encoder, l2_normalize, load_encoder
 from .errors import ExitCode, MMSearchError
@@ -31,8 +35,8 @@ from .lexical import LexicalIndex
 from .media import MediaError, load_audio, load_image
 from .store import Store
 
-SIGNALS = (LEXICAL, "text", "image", "audio")
-DENSE = SIGNALS[1:]
+SIGNALS = (LEXICAL, "text", "image", "audio", DUPLICATE)
+DENSE = ("text", "image", "audio")
 # Default fusion weight of a signal reached through the bridge (a text query scoring
 # images, a photo scoring product text). A translated query is weaker evidence than one
 # in the product's own modality: on the Myntra dev attribute queries, weight 1 made the
@@ -104,6 +108,7 @@ class Searcher:
         self.manifest = generations.read_manifest(folder)
         self.parts: dict[str, Any] = {}
         self._encoders: dict[str, Encoder] = {}
+        self._query_image: tuple[Path, Any] | None = None
 
     def part(self, name: str) -> Any:
         if name not in self.parts:
@@ -114,6 +119,8 @@ class Searcher:
                 self.parts[name] = None
             elif name == LEXICAL:
                 self.parts[name] = LexicalPart(self.folder, entry)
+            elif name == DUPLICATE:
+                self.parts[name] = DuplicatePart(self.folder, entry)
             elif name == BRIDGE:
                 image_encoder = self.encoder("image") if entry["kind"] == "open_clip" else None
                 self.parts[name] = load_bridge(self.folder, entry, image_encoder)
@@ -142,7 +149,7 @@ class Searcher:
         if query.text and needs_text and self.part("text"):
             text_vector = self.encoder("text").encode([query.text])
         if query.image and needs_image and self.part("image"):
-            image_vector = self.encoder("image").encode([_load_query_media(load_image, query.image)])
+            image_vector = self.encoder("image").encode(catalog_sized(self.query_image(query.image), self.catalog_sizes()))
         if text_vector is not None and "text" in signals:
             out["text"] = ("text", text_vector)
         if image_vector is not None and "image" in signals:
@@ -158,6 +165,23 @@ class Searcher:
             for name, vectors in self._like_vectors(query.like, signals).items():
                 out.setdefault(name, (name, vectors))
         return {signal: (part, l2_normalize(v)) for signal, (part, v) in out.items()}
+
+    def query_image(self, path: Path) -> Any:
+        """The query image, decoded once per query for the encoder and the hash."""
+        if self._query_image is None or self._query_image[0] != path:
+            self._query_image = (path, _load_query_media(load_image, path))
+        return self._query_image[1]
+
+    def catalog_sizes(self) -> list[list[int]]:
+        """[[width, height, images], ...]: the catalog's common image sizes (see
+        duplicates.py), read off the index manifest; [] for an index built without them."""
+        return (self.manifest["parts"].get(DUPLICATE) or {}).get("sizes", [])
+
+    def near_duplicates(self, query: Query, signals: Sequence[str], allowed: set[str] | None) -> dict[str, float]:
+        """{product: duplicate score} of the products holding a near-duplicate of the query image."""
+        if not query.image or DUPLICATE not in signals or self.part(DUPLICATE) is None:
+            return {}
+        return self.part(DUPLICATE).scores(query_hashes(self.query_image(query.image)), allowed)
 
     def _like_vectors(self, pid: str, signals: Sequence[str]) -> dict[str, np.ndarray]:
         """{dense signal in ``signals``: product ``pid``'s vectors in that index part}. A
@@ -210,7 +234,8 @@ class Searcher:
                 raise MMSearchError(f"unknown modality {name!r}: use a comma list of {','.join(SIGNALS)}", ExitCode.USAGE)
         vectors = self.query_vectors(query, wanted)
         use_lexical = LEXICAL in wanted and bool(query.text) and self.part(LEXICAL) is not None
-        if not vectors and not use_lexical:
+        use_duplicate = bool(query.image) and DUPLICATE in wanted and self.part(DUPLICATE) is not None
+        if not vectors and not use_lexical and not use_duplicate:
             raise MMSearchError(
                 f"the query reaches none of the signals {','.join(wanted)} in this index: "
                 "check --modality, or give a query of a kind the store has (see `mmsearch status`)"
@@ -227,6 +252,8 @@ class Searcher:
         scope = Scope(filters if allowed is not None else None, allowed)
         for part_name, q in vectors.values():
             candidates |= self.part(part_name).candidates(q, n + (1 if query.like else 0), scope)
+        near = self.near_duplicates(query, wanted, allowed)
+        candidates |= set(sorted(near, key=lambda p: (-near[p], p))[:n])
         candidates.discard(query.like)
         rows = self._rows(candidates)  # a product removed since the index was built is dropped here
         candidates = set(rows)
@@ -236,9 +263,15 @@ class Searcher:
             signal_scores[LEXICAL] = {p: float(lexical_scores[lex.position[p]]) for p in candidates if p in lex.position}
         for signal, (part_name, q) in vectors.items():
             signal_scores[signal] = self.part(part_name).score(q, candidates)
+        if near:
+            signal_scores[DUPLICATE] = {p: s for p, s in near.items() if p in candidates}
         bridged = {signal: BRIDGED_WEIGHT for signal, (part_name, _) in vectors.items() if part_name in BRIDGED}
-        fused = fuse(signal_scores, fusion, {**bridged, **(weights or {})})
-        top = sorted(fused, key=lambda p: (-fused[p], p))[:k]
+        weights = {**bridged, **(weights or {})}
+        fused = fuse(signal_scores, fusion, weights)
+        # A fused average cannot lift a product above one at rank 1 of another signal, so
+        # a near-duplicate of the query picture is ranked first outright (weight 0: not at all).
+        first = set(signal_scores.get(DUPLICATE, {})) if weights.get(DUPLICATE, 1.0) > 0 else set()
+        top = sorted(fused, key=lambda p: (p not in first, -fused[p], p))[:k]
         return [
             Result(
                 rank=rank,

@@ -41,7 +41,8 @@ UNRECORDED_FORMAT = 1
 _EFFECTIVE_IDS = os.access in os.supports_effective_ids
 #: SQLite error names (Python 3.11+) and messages that mean the file itself is damaged
 _CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
-_CORRUPT_MESSAGES = ("malformed", "file is not a database")
+#: (mmsearch writes only UTF-8 text: text that does not decode is a damaged page)
+_CORRUPT_MESSAGES = ("malformed", "file is not a database", "Could not decode to UTF-8")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -91,6 +92,12 @@ CREATE TABLE IF NOT EXISTS failures (
     path TEXT NOT NULL,
     reason TEXT NOT NULL,
     PRIMARY KEY (modality, content_hash)
+);
+CREATE TABLE IF NOT EXISTS image_info (     -- duplicates.py: each image's size and perceptual hashes
+    content_hash TEXT PRIMARY KEY,          -- sha256 of the image file
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    phash BLOB NOT NULL                     -- 256-bit phash of the image, then of its 90 % centre crop
 );
 """
 
