@@ -216,7 +216,8 @@ class PartPlanner:
 
     def _duplicate_plan(self, items: list[Item]) -> PartPlan:
         facts = duplicates.stored_facts(self.store.db, items)
-        return PartPlan(duplicates.PART, _fingerprint("phash", [(pid, w, h, p.hex()) for pid, w, h, p in facts]), len(facts), lambda folder: duplicates.write_part(folder, facts))
+        fingerprint = _fingerprint("phash", [(pid, w, h, p.hex()) for pid, w, h, p in facts])
+        return PartPlan(duplicates.PART, fingerprint, len(facts), lambda folder: (duplicates.write_part(folder, facts), None))
 
     def _lexical_plan(self) -> PartPlan:
         docs = list(self.items.texts.items())
