@@ -80,12 +80,9 @@ def _stem(word: str) -> str:
 
 
 def _terms(text: str) -> list[tuple[str, int, int]]:
-    """(stemmed word, start, end) of every non-stop word, as the lexical signal sees them."""
-    return [
-        (_stem(m.group().lower()), m.start(), m.end())
-        for m in _WORD.finditer(text)
-        if m.group().lower() not in _stopwords() and (len(m.group()) > 1 or not m.group().isascii())
-    ]
+    """(stemmed word, start, end) of every non-stop word. Unlike BM25, one-letter words
+    are kept: "T-Shirts" is not "Shirts"."""
+    return [(_stem(m.group().lower()), m.start(), m.end()) for m in _WORD.finditer(text) if m.group().lower() not in _stopwords()]
 
 
 @dataclass
@@ -110,6 +107,8 @@ class Vocabulary:
                     self.cjk[key] = found
                 continue
             terms = tuple(t for t, _, _ in _terms(value))
+            if len("".join(terms)) < 2:
+                continue  # brand "W": not a word a query names
             # a word naming values in several columns means the most common one ("red":
             # the colour of 2,000 products, not the brand of 40)
             if terms and (terms not in self.by_terms or count > self.by_terms[terms].products):
