@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 VOCABULARY = "vocabulary.json"
+_CORE = ("category", "brand")  # the core columns values are read from
 #: a value longer than this many words is free text, not a value a shopper names
 MAX_VALUE_WORDS = 4
 #: a column with more distinct values than this share of its products is an identifier
@@ -196,15 +197,14 @@ class Understanding:
 
     def score(self, row: Any) -> float:
         """The share of the understood values (by weight) that a catalog row carries."""
-        attributes = _row_attributes(row)
         total = sum(v["weight"] for v in self.values)
-        carried = sum(v["weight"] for v in self.values if attributes.get(v["column"], "").lower() == v["value"].lower())
-        return carried / total if total else 0.0
-
-
-def _row_attributes(row: Any) -> dict[str, str]:
-    attributes = {k: v for k, v in json.loads(row["attributes"] or "{}").items() if isinstance(v, str)}
-    return {**attributes, "category": row["category"] or "", "brand": row["brand"] or ""}
+        if not total:
+            return 0.0
+        attributes = json.loads(row["attributes"] or "{}") if any(v["column"] not in _CORE for v in self.values) else {}
+        carried = sum(
+            v["weight"] for v in self.values if str((row[v["column"]] if v["column"] in _CORE else attributes.get(v["column"])) or "").lower() == v["value"].lower()
+        )
+        return carried / total
 
 
 def understand(text: str, vocabulary: Vocabulary | None, has_prices: Callable[[], bool]) -> Understanding:
