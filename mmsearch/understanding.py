@@ -174,6 +174,8 @@ def find_price(text: str) -> tuple[PriceFilter | None, str]:
         if match is None:
             continue
         numbers = [float(g.replace(",", "")) for g in match.groups() if g is not None]
+        if not all(math.isfinite(n) for n in numbers):
+            continue  # 400 digits: not a price anyone means
         if kind == "range":
             low, high = sorted(numbers[:2])
             found = PriceFilter(match.group().strip(), low, high)

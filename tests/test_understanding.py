@@ -191,3 +191,11 @@ def test_the_vocabulary_is_saved_with_the_index(fake_store):
     assert saved is not None and ("mug",) in saved.by_terms  # category Mugs, stemmed
     understood = understand("blue ceramic mugs", saved, lambda: True)
     assert {v["column"] for v in understood.values} == {"color", "material", "category"}
+
+
+def test_a_number_too_large_for_a_price_is_not_a_price(fake_store):
+    """"under 999…9" (400 digits) is words, not --max-price inf (which exits 2 naming an
+    option the user never gave)."""
+    huge = "9" * 400
+    assert find_price(f"mug under {huge}") == (None, f"mug under {huge}")
+    assert Searcher(Store(fake_store, read_only=True)).search(Query(f"mug under {huge}"), k=3)
