@@ -218,7 +218,8 @@ def _quality_runs(store: Path, files: dict[str, tuple[Path, Path]]) -> dict[str,
             "image_only": ["--modality", "image"],
             "fused": [],
             "fused_image_weight_0.5": ["--weight", "image=0.5"],
-            "fused_without_image": ["--modality", "lexical,text"],
+            "fused_without_image": ["--modality", "lexical,text,attributes"],
+            "fused_without_understanding": ["--modality", "lexical,text,image"],
         }.items()
     }
     return {

@@ -338,10 +338,12 @@ def query(
     threads: ThreadsOpt = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Show what the query text was understood as, and each signal's share of each score.")] = False,
 ) -> None:
     """Search with text, an image, a sound clip or a product, fusing every signal.
 
-    Examples: mmsearch query 'red coffee mug' --max-price 20
+    Examples: mmsearch query 'red coffee mug under 20'
+              mmsearch query 'grey casual shirts for men' --explain
               mmsearch query --image photo.jpg -k 5 --json
     """
     from .encoders import parse_modalities, set_threads
@@ -352,12 +354,18 @@ def query(
     filters = _filters(category, brand, min_price, max_price, where)
     signals = parse_modalities(modality, SIGNALS) if modality is not None else None
     searcher = Searcher(Store(resolve_store_path(store), read_only=True))
-    found = searcher.search(Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value, weights=_weights(weight))
+    search = searcher.explain if explain else searcher.search
+    answer = search(Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value, weights=_weights(weight))
+    understood, found = answer if explain else (None, answer)
     if not found and not filters.is_empty():
         check_filters(searcher.store, filters)  # a column or value that does not exist is a usage error
-    if json_out:
+    if json_out and explain:
+        _print_json({"understood": understood and understood.to_dict(), "results": [r.to_dict() for r in found]})
+    elif json_out:
         _print_json([r.to_dict() for r in found])
     else:
+        if explain:
+            render.understanding(out, understood)
         render.results(out, found)
     if not found and not filters.is_empty():
         err.print(f"[yellow]note:[/yellow] {escape(no_match_hint(searcher.store, filters))}", highlight=False)

@@ -42,6 +42,7 @@ from .generations import BRIDGE, BRIDGED, LEXICAL
 from .items import StoreItems
 from .lexical import LexicalIndex
 from .store import Store
+from .understanding import VOCABULARY, catalog_vocabulary
 
 
 @dataclass
@@ -221,6 +222,7 @@ class PartPlanner:
 
     def _lexical_plan(self) -> PartPlan:
         docs = list(self.items.texts.items())
+        vocabulary = catalog_vocabulary(self.store)  # kept beside BM25 for query understanding
 
         def write(folder: Path) -> tuple[dict[str, Any], None]:
             target = folder / LEXICAL
@@ -228,10 +230,11 @@ class PartPlanner:
             target.mkdir()
             LexicalIndex.build([text for _, text in docs]).save(target)
             (target / "ids.json").write_text(json.dumps([pid for pid, _ in docs]), encoding="utf-8")
+            (target / VOCABULARY).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
             files = [generations.file_entry(p, f"{LEXICAL}/{p.name}") for p in sorted(target.iterdir())]
             return {"backend": "bm25s", "count": len(docs), "files": files}, None
 
-        return PartPlan(LEXICAL, _fingerprint("bm25s", docs), len(docs), write)
+        return PartPlan(LEXICAL, _fingerprint("bm25s", docs, vocabulary), len(docs), write)
 
 
 def build_index(

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the reports' modules import what their commands need; --hel
     from .evaluation import EvalReport
     from .indexing import IndexReport
     from .search import Result
+    from .understanding import Understanding
 
 
 #: C0 and C1 control characters (ESC starts ANSI and OSC sequences), but not tab
@@ -90,7 +91,25 @@ def _text(value: str | None) -> str:
     return escape(_CONTROL.sub("", value or ""))
 
 
+def understanding(console: Console, understood: Understanding | None) -> None:
+    """What `query --explain` understood in the query text."""
+    if understood is None:
+        console.print("understood: (no query text)")
+        return
+    values = [f"{_text(v['phrase'])!r} = {_text(v['column'])} {_text(v['value'])} ({v['products']} products)" for v in understood.values]
+    console.print(f"understood values: {'; '.join(values) or 'none'}", highlight=False)
+    price = understood.price
+    if price is not None:
+        bounds = " and ".join(f"{word} {bound:g}" for word, bound in (("price >=", price.min), ("price <=", price.max)) if bound is not None)
+        note = "" if price.applied else " (not applied: --min-price/--max-price given)"
+        console.print(f"price phrase {_text(price.phrase)!r}: {bounds}{note}", highlight=False)
+    if understood.rest != understood.text:
+        console.print(f"text for the other signals: {_text(understood.rest)!r}", highlight=False)
+
+
 def results(console: Console, results: list[Result]) -> None:
+    """The results table; with --explain, each signal's score is followed by its share of
+    the fused score (score/share)."""
     signals = list(results[0].scores) if results else []
     table = Table()
     for name in ("rank", "id", "title", "category", "price", "score", *signals):
@@ -105,9 +124,16 @@ def results(console: Console, results: list[Result]) -> None:
             _text(r.category),
             _fmt(r.price, 2),
             _fmt(r.score),
-            *(_fmt(r.scores[s], 3) for s in signals),
+            *(_score(r, s) for s in signals),
         )
     console.print(table if results else "[yellow]no results[/yellow]")
+
+
+def _score(result: Result, signal: str) -> str:
+    score = _fmt(result.scores[signal], 3)
+    if result.contributions is None:
+        return score
+    return f"{score} / {_fmt(result.contributions.get(signal), 4)}"
 
 
 def eval_report(console: Console, report: EvalReport) -> None:
