@@ -159,7 +159,7 @@ def score_run(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]
     return per_query
 
 
-def _split_qrels(
+def split_qrels(
     searcher: Searcher, queries: list[EvalQuery], qrels: dict[str, dict[str, int]]
 ) -> tuple[list[EvalQuery], dict[str, dict[str, int]], dict[str, list[Any]]]:
     """The queries to score and their judgments, and what is left out: judgments of
@@ -192,7 +192,7 @@ def evaluate(
     weights: dict[str, float] | None = None,
 ) -> EvalReport:
     ks = sorted(set(ks))
-    judged, qrels, skipped = _split_qrels(searcher, queries, qrels)
+    judged, qrels, skipped = split_qrels(searcher, queries, qrels)
     if not judged:
         raise MMSearchError(
             "no query in QUERIES.csv has a relevant product in QRELS.csv that the store holds: check the query and product ids"

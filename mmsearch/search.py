@@ -25,7 +25,7 @@ from .embedding import text_hash
 from .encoders import Encoder, l2_normalize, load_encoder
 from .errors import ExitCode, MMSearchError
 from .filters import Filters
-from .fusion import fuse
+from .fusion import FusionSettings, fuse
 from .generations import BRIDGE, BRIDGED, LEXICAL
 from .lexical import LexicalIndex
 from .media import MediaError, load_audio, load_image
@@ -35,10 +35,10 @@ SIGNALS = (LEXICAL, "text", "image", "audio")
 DENSE = SIGNALS[1:]
 # Default fusion weight of a signal reached through the bridge (a text query scoring
 # images, a photo scoring product text). A translated query is weaker evidence than one
-# in the product's own modality: on the Myntra dev attribute queries, weight 1 made the
-# fused ndcg@10 drop from 0.851 (no image signal) to 0.789/0.803 (zero-shot/aligned),
-# weight 0.5 to 0.832/0.837 (benchmarks/README.md). `--weight image=1` restores it.
-BRIDGED_WEIGHT = 0.5
+# in the product's own modality: on the Myntra train query sets every weight above 0
+# cost ndcg@10, and 0.25 was the best that still lets a product with only an image be
+# found by text (benchmarks/README.md). `--weight image=1` restores it.
+BRIDGED_WEIGHT = 0.25
 
 
 @dataclass
@@ -54,6 +54,16 @@ class Query:
 
     def is_empty(self) -> bool:
         return not (self.text or self.image or self.audio or self.like)
+
+
+@dataclass
+class Scored:
+    """One query's candidates before fusion: {signal: {product: score}}, their catalog
+    rows, and the default weight of each signal reached through the bridge."""
+
+    signals: dict[str, dict[str, float]]
+    rows: dict[str, Any]
+    default_weights: dict[str, float]
 
 
 @dataclass
@@ -104,6 +114,7 @@ class Searcher:
         self.manifest = generations.read_manifest(folder)
         self.parts: dict[str, Any] = {}
         self._encoders: dict[str, Encoder] = {}
+        self._fusion: FusionSettings | None = None
 
     def part(self, name: str) -> Any:
         if name not in self.parts:
@@ -199,9 +210,42 @@ class Searcher:
         k: int = 10,
         filters: Filters | None = None,
         modalities: list[str] | None = None,
-        fusion: str = "rrf",
+        fusion: str | None = None,
         weights: dict[str, float] | None = None,
     ) -> list[Result]:
+        """The top ``k`` products. ``fusion`` and ``weights`` override the store's fusion
+        settings (saved by `mmsearch tune --save`, else the built-in default)."""
+        scored = self.score_signals(query, k, filters, modalities)
+        settings = self.fusion_settings.override(fusion, weights)
+        fused = fuse(scored.signals, settings.method, {**scored.default_weights, **settings.weights}, settings.param)
+        top = sorted(fused, key=lambda p: (-fused[p], p))[:k]
+        rows = scored.rows
+        return [
+            Result(
+                rank=rank,
+                id=pid,
+                title=rows[pid]["title"],
+                category=rows[pid]["category"],
+                brand=rows[pid]["brand"],
+                price=rows[pid]["price"],
+                score=round(fused[pid], 6),
+                scores={s: (round(v[pid], 6) if pid in v else None) for s, v in scored.signals.items()},
+            )
+            for rank, pid in enumerate(top, start=1)
+        ]
+
+    @property
+    def fusion_settings(self) -> FusionSettings:
+        """The store's saved fusion settings, else the default (read once per Searcher)."""
+        if self._fusion is None:
+            self._fusion = FusionSettings.from_manifest(self.store.manifest())
+        return self._fusion
+
+    def score_signals(
+        self, query: Query, k: int = 10, filters: Filters | None = None, modalities: list[str] | None = None
+    ) -> Scored:
+        """Every candidate for the top ``k``, scored by every signal the query reaches,
+        before fusion (tuning fuses the same scores many ways)."""
         if query.is_empty():
             raise MMSearchError("empty query: give TEXT, --image, --audio or --like", ExitCode.USAGE)
         wanted = list(modalities or SIGNALS)
@@ -237,21 +281,7 @@ class Searcher:
         for signal, (part_name, q) in vectors.items():
             signal_scores[signal] = self.part(part_name).score(q, candidates)
         bridged = {signal: BRIDGED_WEIGHT for signal, (part_name, _) in vectors.items() if part_name in BRIDGED}
-        fused = fuse(signal_scores, fusion, {**bridged, **(weights or {})})
-        top = sorted(fused, key=lambda p: (-fused[p], p))[:k]
-        return [
-            Result(
-                rank=rank,
-                id=pid,
-                title=rows[pid]["title"],
-                category=rows[pid]["category"],
-                brand=rows[pid]["brand"],
-                price=rows[pid]["price"],
-                score=round(fused[pid], 6),
-                scores={s: (round(v[pid], 6) if pid in v else None) for s, v in signal_scores.items()},
-            )
-            for rank, pid in enumerate(top, start=1)
-        ]
+        return Scored(signal_scores, rows, bridged)
 
     def _rows(self, ids: set[str]) -> dict[str, Any]:
         """The catalog rows of ``ids`` that still exist."""
