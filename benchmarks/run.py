@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,10 +164,8 @@ def text_sets(rows: list[dict[str, str]], split: str) -> dict[str, datasets.Eval
     quality section's), train with seed 1 (where the fusion default was chosen)."""
     seed = 0 if split == "dev" else 1
     part = datasets.only_allowed(rows, [split])
-    return {
-        f"{split}_attributes": datasets.attribute_queries(part, n=300, seed=seed),
-        f"{split}_natural": datasets.natural_queries(part, n=300, seed=seed),
-    }
+    sets = (datasets.attribute_queries(part, n=300, seed=seed), datasets.natural_queries(part, n=300, seed=seed))
+    return {f"{split}_{es.name}": replace(es, name=f"{split}_{es.name}") for es in sets}
 
 
 def text_fusion(rows: list[dict[str, str]], train_store: Path, dev_store: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,19 @@ def test_tune_rejects_more_folds_than_queries(sample_store):
     assert "--folds 99" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = run_cli("tune", "--queries", str(SAMPLE / "queries.csv"), "--qrels", str(SAMPLE / "qrels.csv"), "--metric", "latency_ms_p50", store=sample_store, check=2)
     assert "--metric" in proc.stderr
+
+
+def test_natural_queries_are_seeded_and_graded_by_what_they_name():
+    rows = [
+        {"id": str(i), "title": f"{brand} {colour} Shoe", "articleType": article, "baseColour": colour, "gender": gender}
+        for i, (brand, article, colour, gender) in enumerate(
+            [("Nike", "Casual Shoes", "Black", "Men"), ("Puma", "Casual Shoes", "Grey", "Women"), ("Nike", "Tshirts", "Black", "Men")] * 4
+        )
+    ]
+    first, again = datasets.natural_queries(rows, n=5, seed=3), datasets.natural_queries(rows, n=5, seed=3)
+    assert first.queries == again.queries and len({q["text"] for q in first.queries}) == len(first.queries)
+    article = {r["id"]: r["articleType"] for r in rows}
+    for qid, pid, grade in first.qrels:
+        same_type = [p for q, p, _ in first.qrels if q == qid]
+        assert len({article[p] for p in same_type}) == 1 and 1 <= grade <= 4
+    assert datasets.misspell("sneakers", random.Random(0)) != "sneakers"
