@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .errors import MMSearchError
+
 RRF_K = 60
 FUSIONS = ("rrf", "weighted", "zscore")
 #: the manifest key under which `mmsearch tune --save` keeps a store's settings
@@ -57,7 +59,18 @@ class FusionSettings:
         saved = manifest.get(MANIFEST_KEY)
         if not saved:
             return cls()
-        return cls(saved["method"], saved.get("param"), dict(saved.get("weights", {})), "saved")
+        try:
+            settings = cls(saved["method"], saved.get("param"), {s: float(w) for s, w in saved.get("weights", {}).items()}, "saved")
+            ok = settings.method in FUSIONS and all(math.isfinite(w) and w >= 0 for w in settings.weights.values())
+            ok = ok and (settings.param is None or (isinstance(settings.param, (int, float)) and settings.param > 0))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            ok = False
+        if not ok:
+            raise MMSearchError(
+                f"manifest.json: the saved fusion settings {saved!r} are not valid: run `mmsearch tune --save` again, "
+                f"or delete the {MANIFEST_KEY!r} key to use the default"
+            )
+        return settings
 
     def describe(self) -> str:
         """One line for reports: 'zscore, weights lexical=2 (default)'."""

@@ -110,3 +110,11 @@ def test_natural_queries_are_seeded_and_graded_by_what_they_name():
         same_type = [p for q, p, _ in first.qrels if q == qid]
         assert len({article[p] for p in same_type}) == 1 and 1 <= grade <= 4
     assert datasets.misspell("sneakers", random.Random(0)) != "sneakers"
+
+
+@pytest.mark.parametrize("saved", [{"method": "max"}, {"method": "rrf", "weights": {"text": -1}}, {"method": "rrf", "param": "x"}, ["rrf"]])
+def test_damaged_saved_settings_are_one_line_naming_the_repair(sample_store, saved):
+    manifest = json.loads((sample_store / "manifest.json").read_text())
+    (sample_store / "manifest.json").write_text(json.dumps({**manifest, "fusion": saved}))
+    proc = run_cli("query", "red mug", store=sample_store, check=1)
+    assert "tune --save" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
