@@ -116,16 +116,25 @@ def fuse(
     param: float | None = None,
 ) -> dict[str, float]:
     """{product: fused score} from {signal: {product: score}}."""
+    return combine(normalise(signal_scores, method, param), weights)
+
+
+def normalise(signal_scores: Mapping[str, Mapping[str, float]], method: str, param: float | None = None) -> dict[str, dict[str, float]]:
+    """Each signal's scores on the method's common scale (the part of fusion that does
+    not depend on the weights: tuning computes it once per method)."""
     if method not in FUSIONS:
         raise ValueError(f"unknown fusion {method!r}: use one of {', '.join(FUSIONS)}")
+    return {signal: NORMALISE[method](scores, param) for signal, scores in signal_scores.items() if scores}
+
+
+def combine(normalised: Mapping[str, Mapping[str, float]], weights: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The weighted mean of each product's normalised scores over the signals it has."""
     weights = weights or {}
     terms: dict[str, float] = {}
     total_weight: dict[str, float] = {}
-    for signal, scores in signal_scores.items():
-        if not scores:
-            continue
+    for signal, values in normalised.items():
         w = weights.get(signal, 1.0)
-        for pid, value in NORMALISE[method](scores, param).items():
+        for pid, value in values.items():
             terms[pid] = terms.get(pid, 0.0) + w * value
             total_weight[pid] = total_weight.get(pid, 0.0) + w
     return {pid: terms[pid] / total_weight[pid] for pid in terms if total_weight[pid] > 0}

@@ -28,7 +28,7 @@ from .evaluation import (
     score_run,
     split_qrels,
 )
-from .fusion import FUSIONS, MANIFEST_KEY, FusionSettings, fuse
+from .fusion import FUSIONS, MANIFEST_KEY, FusionSettings, combine, normalise
 from .search import Searcher
 
 #: weights tried for each signal, and rrf's k values
@@ -90,13 +90,19 @@ class Scorer:
     def __init__(self, cached: list[CachedQuery], qrels: dict[str, dict[str, int]], metric: str, k: int):
         self.cached, self.qrels, self.metric, self.k = cached, qrels, metric, k
         self._memo: dict[tuple, dict[str, float]] = {}
+        self._normalised: dict[tuple, list[dict[str, dict[str, float]]]] = {}
+
+    def normalised(self, method: str, param: float | None) -> list[dict[str, dict[str, float]]]:
+        if (method, param) not in self._normalised:
+            self._normalised[method, param] = [normalise(q.signals, method, param) for q in self.cached]
+        return self._normalised[method, param]
 
     def per_query(self, s: FusionSettings) -> dict[str, float]:
         key = (s.method, s.param, tuple(sorted(s.weights.items())))
         if key not in self._memo:
             run = {}
-            for q in self.cached:
-                fused = fuse(q.signals, s.method, {**q.default_weights, **s.weights}, s.param)
+            for q, normalised in zip(self.cached, self.normalised(s.method, s.param)):
+                fused = combine(normalised, {**q.default_weights, **s.weights})
                 top = sorted(fused, key=lambda p: (-fused[p], p))[:RUN_DEPTH]
                 run[q.id] = {pid: float(RUN_DEPTH - rank) for rank, pid in enumerate(top)}
             self._memo[key] = {qid: m[self.metric] for qid, m in score_run(run, self.qrels, [self.k]).items()}
