@@ -407,12 +407,10 @@ def eval_(
             progress=progress or None,
             weights=_weights(weight),
         )
-    settings = searcher.fusion_settings.override(fusion.value if fusion else None, _weights(weight))
     if json_out:
-        _print_json({**report.to_dict(), "fusion": settings.to_dict()})
+        _print_json(report.to_dict())
     elif not quiet:
         render.eval_report(out, report)
-        out.print(f"fusion: {escape(settings.describe())}", highlight=False)
     if summary := report.skipped_summary():
         err.print(f"[yellow]not scored:[/yellow] {escape(summary)}", highlight=False)
     failed = below_thresholds(report.metrics, thresholds)

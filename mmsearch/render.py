@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from .fusion import FusionSettings
+
 if TYPE_CHECKING:  # the reports' modules import what their commands need; --help needs none of it
     from .catalog import IngestReport
     from .embedding import EmbedReport
@@ -118,6 +120,8 @@ def eval_report(console: Console, report: EvalReport) -> None:
     for name, value in report.metrics.items():
         table.add_row(name, _fmt(value))
     console.print(table)
+    if report.fusion:
+        console.print(f"fusion: {_text(FusionSettings(**report.fusion).describe())}", highlight=False)
 
 
 def tune_report(console: Console, report: TuneReport, saved: bool) -> None:
