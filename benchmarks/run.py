@@ -381,8 +381,11 @@ def text_only(args: argparse.Namespace) -> int:
         return 1
     rows = list(csv.DictReader(open(args.data / "myntra" / "products.csv", encoding="utf-8")))
     path = args.out / "results.json"
-    results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"machine": machine()}
+    results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"machine": machine(), "limit": None}
+    started = time.perf_counter()
     results["text_fusion"] = text_fusion(rows, work / "train-store", work / "dev-store")
+    results.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))
+    results.setdefault("total_s", time.perf_counter() - started)
     write_results(results, args.out)
     return 0
 
