@@ -136,7 +136,8 @@ def tune_report(console: Console, report: TuneReport, saved: bool) -> None:
     console.print(table)
     console.print(f"default: {_text(report.default.describe())}", highlight=False)
     verb = "saved into the store" if saved else "not saved (add --save to use them)"
-    console.print(f"learned on every query, {verb}: {_text(report.settings.describe())}", highlight=False)
+    kept = " (no setting beat the default clearly: it stays)" if report.settings == report.default else ""
+    console.print(f"learned on every query, {verb}: {_text(report.settings.describe())}{kept}", highlight=False)
 
 
 def status(console: Console, info: dict[str, Any]) -> None:
