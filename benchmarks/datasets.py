@@ -126,3 +126,95 @@ def fsdd_speaker_split(
             queries.append({"query_id": qid, "audio": str(root / c["file"]), "modality": "audio"})
             qrels += [(qid, p["id"], 1) for p in catalog if p["digit"] == digit]
     return catalog, EvalSet(f"fsdd_{speaker}", queries, qrels)
+
+
+# -- free shopper phrasing -----------------------------------------------------------
+#: what a shopper types for an article type, beside its catalog name (synonyms, singular)
+ARTICLE_WORDS = {
+    "Tshirts": ["t-shirt", "tee", "tshirt"], "Shirts": ["shirt"], "Casual Shoes": ["sneakers", "casual shoe"],
+    "Watches": ["watch", "wrist watch"], "Sports Shoes": ["running shoes", "trainers", "sport shoe"],
+    "Kurtas": ["kurta"], "Tops": ["top"], "Handbags": ["handbag", "purse", "hand bag"], "Heels": ["high heels", "heel"],
+    "Sunglasses": ["shades", "sunglass"], "Flip Flops": ["flipflops", "slippers", "flip flop"],
+    "Sandals": ["sandal"], "Wallets": ["wallet"], "Briefs": ["underwear", "brief"], "Belts": ["belt"],
+    "Backpacks": ["backpack", "rucksack"], "Formal Shoes": ["formal shoe", "office shoes"], "Socks": ["sock"],
+    "Perfume and Body Mist": ["perfume", "fragrance", "body mist"], "Trousers": ["pants", "trouser"],
+    "Earrings": ["earring", "ear rings"], "Flats": ["flat shoes", "ballerinas"], "Shorts": ["short pants"],
+    "Jeans": ["denim jeans", "denims"], "Dresses": ["dress", "frock"], "Jackets": ["jacket"],
+    "Track Pants": ["joggers", "trackpants", "track pant"], "Sweatshirts": ["sweatshirt"], "Caps": ["cap", "hat"],
+    "Clutches": ["clutch"], "Sweaters": ["sweater", "pullover"], "Ties": ["tie", "necktie"],
+}
+COLOUR_WORDS = {"Grey": ["gray"], "Navy Blue": ["navy", "dark blue"], "Multi": ["multicolor", "multicoloured"],
+                "Off White": ["offwhite", "ivory"], "Grey Melange": ["grey marl"], "Silver": ["silver"]}
+GENDER_PHRASES = {"Men": ["men's", "mens", "for men", "for him", "male"], "Women": ["women's", "ladies", "for women", "for her", "womens"],
+                  "Boys": ["boys", "for boys", "kids"], "Girls": ["girls", "for girls", "kids"], "Unisex": ["unisex"]}
+
+
+def misspell(word: str, rng: random.Random) -> str:
+    """One typo: two neighbouring letters swapped, or one letter dropped or doubled."""
+    if len(word) < 4:
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    kind = rng.choice(("swap", "drop", "double"))
+    if kind == "swap":
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    return word[:i] + word[i + 1:] if kind == "drop" else word[:i] + word[i] + word[i:]
+
+
+def natural_query(row: dict[str, str], rng: random.Random) -> tuple[str, set[str]]:
+    """A shopper's phrasing of a product's type with some of its colour, gender and
+    brand: a synonym or singular for the type half the time, the brand a third of the
+    time, a free word order, and a typo in one word in four queries. Returns the text
+    and the attributes it names (besides the article type, always named)."""
+    article = row["articleType"]
+    named = set()
+    parts = [rng.choice([article.lower(), *ARTICLE_WORDS.get(article, [])]) if rng.random() < 0.5 or article not in ARTICLE_WORDS else rng.choice(ARTICLE_WORDS[article])]
+    if row["baseColour"] and rng.random() < 0.7:
+        parts.insert(0, rng.choice([row["baseColour"].lower(), *COLOUR_WORDS.get(row["baseColour"], [])]))
+        named.add("baseColour")
+    if row["title"] and rng.random() < 0.35:
+        parts.insert(0, row["title"].split()[0].lower())
+        named.add("brand")
+    gender = GENDER_PHRASES.get(row["gender"])
+    if gender and rng.random() < 0.6:
+        phrase = rng.choice(gender)
+        parts.append(phrase) if phrase.startswith("for ") or rng.random() < 0.5 else parts.insert(0, phrase)
+        named.add("gender")
+    words = " ".join(parts).split()
+    if len(words) > 2 and rng.random() < 0.2:  # another word order
+        rng.shuffle(words)
+    if rng.random() < 0.25:
+        i = rng.randrange(len(words))
+        words[i] = misspell(words[i], rng)
+    return " ".join(words), named
+
+
+def natural_queries(rows: list[dict[str, str]], n: int, seed: int = 0) -> EvalSet:
+    """Text -> product in free shopper phrasing (see natural_query), one query per
+    sampled product. Relevance as for attribute queries: a product is relevant only if
+    its articleType matches; its grade is 1 plus the number of the other attributes the
+    query names (colour, gender, brand) that it matches."""
+    rng = random.Random(seed)
+    pool = [r for r in rows if r["articleType"] and r["baseColour"]]
+    by_article: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_article.setdefault(r["articleType"], []).append(r)
+    queries, qrels, seen = [], [], set()
+    for r in rng.sample(pool, min(len(pool), 2 * n)):
+        text, named = natural_query(r, rng)
+        if text in seen:
+            continue
+        seen.add(text)
+        qid = f"nat{len(queries):04d}"
+        queries.append({"query_id": qid, "text": text})
+        for other in by_article[r["articleType"]]:
+            grade = 1 + sum(_same(other, r, a) for a in named)
+            qrels.append((qid, other["id"], grade))
+        if len(queries) == n:
+            break
+    return EvalSet("natural", queries, qrels)
+
+
+def _same(a: dict[str, str], b: dict[str, str], attribute: str) -> bool:
+    if attribute == "brand":
+        return bool(a["title"]) and a["title"].split()[0] == b["title"].split()[0]
+    return a[attribute] == b[attribute]

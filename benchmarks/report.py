@@ -15,6 +15,22 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(_f, r)) + " |" for r in rows)]
 
 
+def text_fusion(t: dict[str, Any]) -> list[str]:
+    """Each text query set: ndcg@10 of each signal alone, the fused default, and tune's
+    5-fold cross-validated default and tuned figures."""
+    out = ["## Text fusion: every text query set (ndcg@10)", ""]
+    rows = []
+    for name, row in t.items():
+        best = max(row["bm25"]["ndcg@10"], row["dense_text"]["ndcg@10"])
+        cv = row["tune"]["cv_mean"]
+        s = row["tune"]["settings"]
+        weights = ", ".join(f"{k}={v:g}" for k, v in sorted(s["weights"].items()))
+        rows.append([name, row["bm25"]["ndcg@10"], row["dense_text"]["ndcg@10"], row["fused"]["ndcg@10"],
+                     f"{row['fused']['ndcg@10'] - best:+.3f}", cv["default"], cv["tuned"], f"{s['method']}, {weights}"])
+    header = ["query set", "bm25", "dense text", "fused default", "default − best signal", "default, 5-fold CV", "tuned, 5-fold CV", "tuned on all queries"]
+    return out + _table(header, rows) + [""]
+
+
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     out = [
@@ -53,6 +69,8 @@ def markdown(r: dict[str, Any]) -> str:
                 f"({a['wall_s']:.0f} s wall, peak {a['peak_rss_mib']:.0f} MiB); held-out recall@1/@10 "
                 f"{a['val']['recall@1']:.3f}/{a['val']['recall@10']:.3f} vs zero-shot {a['zeroshot_val'].get('recall@1', 0):.3f}/"
                 f"{a['zeroshot_val'].get('recall@10', 0):.3f} on the same {a['pairs_val']} held-out pairs.", ""]
+    if "text_fusion" in r:
+        out += text_fusion(r["text_fusion"])
     if "fsdd" in r:
         f = r["fsdd"]
         out += ["## FSDD audio → audio (other speakers' clips, same digit relevant)", ""]

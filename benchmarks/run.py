@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,36 @@ def myntra(data: Path, limit: int | None, results: dict) -> None:
     quality["aligned"] = _quality_runs(dev_store, files)
     results["myntra_quality"] = quality
     results["myntra_photo"] = photo_quality(dev_store, files)
+    results["text_fusion"] = text_fusion(rows, train_store, dev_store)
     results["speed"] = speed(train_store, dev, root, data)
+
+
+def text_sets(rows: list[dict[str, str]], split: str) -> dict[str, datasets.EvalSet]:
+    """The text query sets of one split: dev with seed 0 (the attribute set is the
+    quality section's), train with seed 1 (where the fusion default was chosen)."""
+    seed = 0 if split == "dev" else 1
+    part = datasets.only_allowed(rows, [split])
+    sets = (datasets.attribute_queries(part, n=300, seed=seed), datasets.natural_queries(part, n=300, seed=seed))
+    return {f"{split}_{es.name}": replace(es, name=f"{split}_{es.name}") for es in sets}
+
+
+def text_fusion(rows: list[dict[str, str]], train_store: Path, dev_store: Path) -> dict[str, Any]:
+    """Every text query set x (BM25, dense text, fused default, tuned): ndcg@10 through
+    `mmsearch eval`, and `mmsearch tune`'s 5-fold cross-validated default and tuned
+    figures on the set's own queries (the store is not changed: no --save)."""
+    out: dict[str, Any] = {}
+    for split, store in (("train", train_store), ("dev", dev_store)):
+        for name, es in text_sets(rows, split).items():
+            print(f"text fusion: {name}", flush=True)
+            files = write_eval_set(WORK / "myntra" / "sets", es)
+            row = {
+                config: evaluate(store, files, *flags)["metrics"]
+                for config, flags in {"bm25": ["--modality", "lexical"], "dense_text": ["--modality", "text"], "fused": []}.items()
+            }
+            tuned, tune_s, _ = mmsearch(store, "tune", "--queries", str(files[0]), "--qrels", str(files[1]))
+            row["tune"] = {**tuned, "wall_s": tune_s}
+            out[name] = row
+    return out
 
 
 def photo_throughput(root: Path, train: list[dict[str, str]], work: Path) -> dict[str, Any]:
@@ -382,37 +412,60 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1), "python": platform.python_version(), "torch": torch.__version__}
 
 
+def text_only(args: argparse.Namespace) -> int:
+    """The text fusion section alone, on the stores of an earlier full run, merged into
+    its results (the other sections are kept as they were)."""
+    work = WORK / "myntra"
+    if not (work / "dev-store").exists() or not (work / "train-store").exists():
+        print(f"no stores in {work}: run the full benchmark first")
+        return 1
+    rows = list(csv.DictReader(open(args.data / "myntra" / "products.csv", encoding="utf-8")))
+    path = args.out / "results.json"
+    results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"machine": machine(), "limit": None}
+    started = time.perf_counter()
+    results["text_fusion"] = text_fusion(rows, work / "train-store", work / "dev-store")
+    results.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))
+    results.setdefault("total_s", time.perf_counter() - started)
+    write_results(results, args.out)
+    return 0
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    from .report import markdown
+
+    (out / "results.md").write_text(markdown(results), encoding="utf-8")
+    print((out / "results.md").read_text(encoding="utf-8"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("MMSEARCH_BENCH_DATA", DEFAULT_DATA)))
     parser.add_argument("--limit", type=int, default=None, help="products per split (quick runs)")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--only", choices=["myntra", "fsdd", "photo"], default=None,
-                        help="photo: only the image query sets, on the stores of an earlier full run, merged into its results")
+    parser.add_argument(
+        "--only", choices=["myntra", "fsdd", "photo", "text"], default=None,
+        help="one section; photo or text: those rows alone, on the stores an earlier full run built, merged into its results",
+    )
     args = parser.parse_args(argv)
     if not (args.data / "myntra" / "products.csv").exists():
         print(f"benchmarks skipped: no data at {args.data} (expected ../shared/data beside the repo)")
         return 0
     random.seed(0)
     if args.only == "photo":
-        return _write_results(photo_only(args.data, args.limit, args.out), args.out)
+        write_results(photo_only(args.data, args.limit, args.out), args.out)
+        return 0
     results: dict[str, Any] = {"machine": machine(), "limit": args.limit, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if args.only == "text":
+        return text_only(args)
     started = time.perf_counter()
     if args.only in (None, "myntra"):
         myntra(args.data, args.limit, results)
     if args.only in (None, "fsdd"):
         fsdd(args.data, results)
     results["total_s"] = time.perf_counter() - started
-    return _write_results(results, args.out)
-
-
-def _write_results(results: dict[str, Any], out: Path) -> int:
-    from .report import markdown
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    (out / "results.md").write_text(markdown(results), encoding="utf-8")
-    print((out / "results.md").read_text(encoding="utf-8"))
+    write_results(results, args.out)
     return 0
 
 

@@ -314,9 +314,9 @@ MinPriceOpt = Annotated[Optional[float], typer.Option(help="Only products priced
 MaxPriceOpt = Annotated[Optional[float], typer.Option(help="Only products priced at most this.")]
 WhereOpt = Annotated[list[str], typer.Option("--where", metavar="COLUMN=VALUE", help="Only products whose COLUMN equals VALUE (repeatable).")]
 Fusion = Enum("Fusion", {name: name for name in FUSIONS}, type=str)  # an unknown method is a usage error (exit 2)
-FusionOpt = Annotated[Fusion, typer.Option(help="How signals are combined.")]
+FusionOpt = Annotated[Optional[Fusion], typer.Option(help="How signals are combined [default: the store's saved settings, else weighted].")]
 WeightOpt = Annotated[list[str], typer.Option("--weight", metavar="SIGNAL=W", help="Signal weight in fusion (repeatable).")]
-ModalityOpt = Annotated[Optional[str], typer.Option(help="Comma list of signals: lexical,text,image,audio,duplicate [default: all the query reaches]")]
+ModalityOpt = Annotated[Optional[str], typer.Option(help="Comma list of signals: lexical,text,image,audio,duplicate,attributes [default: all the query reaches]")]
 
 
 @app.command()
@@ -328,7 +328,7 @@ def query(
     like: Annotated[Optional[str], typer.Option(help="Find products like this product id.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 10,
     modality: ModalityOpt = None,
-    fusion: FusionOpt = Fusion.rrf,
+    fusion: FusionOpt = None,
     weight: WeightOpt = [],
     category: CategoryOpt = None,
     brand: BrandOpt = None,
@@ -355,7 +355,9 @@ def query(
     signals = parse_modalities(modality, SIGNALS) if modality is not None else None
     searcher = Searcher(Store(resolve_store_path(store), read_only=True))
     search = searcher.explain if explain else searcher.search
-    answer = search(Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value, weights=_weights(weight))
+    answer = search(
+        Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value if fusion else None, weights=_weights(weight)
+    )
     understood, found = answer if explain else (None, answer)
     if not found and not filters.is_empty():
         check_filters(searcher.store, filters)  # a column or value that does not exist is a usage error
@@ -379,7 +381,7 @@ def eval_(
     k: Annotated[list[int], typer.Option("-k", min=1, help="Cutoff (repeatable) [default: 10].")] = [],
     fail_under: Annotated[list[str], typer.Option("--fail-under", metavar="METRIC=VALUE", help="Exit 4 if METRIC is below VALUE (repeatable).")] = [],
     modality: ModalityOpt = None,
-    fusion: FusionOpt = Fusion.rrf,
+    fusion: FusionOpt = None,
     weight: WeightOpt = [],
     store: StoreOpt = None,
     json_out: JsonOpt = False,
@@ -410,7 +412,7 @@ def eval_(
             read_queries(queries),
             read_qrels(qrels),
             ks=ks,
-            fusion=fusion.value,
+            fusion=fusion.value if fusion else None,
             modalities=signals,
             progress=progress or None,
             weights=_weights(weight),
@@ -426,6 +428,42 @@ def eval_(
         err.print(f"[bold red]below threshold:[/bold red] {message}", highlight=False)
     if failed:
         raise typer.Exit(int(ExitCode.BELOW_THRESHOLD))
+
+
+@app.command()
+@_command
+def tune(
+    queries: Annotated[Path, typer.Option(help="QUERIES.csv: query_id and any of text, image, audio, modality.")],
+    qrels: Annotated[Path, typer.Option(help="QRELS.csv: query_id, product_id, relevance.")],
+    metric: Annotated[str, typer.Option(help="The metric to maximise, e.g. ndcg@10, recall@20, map.")] = "ndcg@10",
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    save: Annotated[bool, typer.Option("--save", help="Write the learned settings into the store: plain query and eval use them.")] = False,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Learn fusion settings (method, its parameter, signal weights) from judged queries, cross-validated against the default.
+
+    Example: mmsearch tune --queries queries.csv --qrels qrels.csv --save
+    """
+    from .evaluation import read_qrels, read_queries
+    from .search import Searcher
+    from .tuning import save_settings
+    from .tuning import tune as learn_settings
+
+    path = resolve_store_path(store)
+    searcher = Searcher(Store(path, read_only=True))
+    with _progress(quiet or json_out) as progress:
+        report = learn_settings(searcher, read_queries(queries), read_qrels(qrels), metric, folds, progress or None)
+    if save:
+        with Store(path).writer("tune") as writable:
+            save_settings(writable, report.settings)
+    if json_out:
+        _print_json({**report.to_dict(), "saved": save})
+    elif not quiet:
+        render.tune_report(out, report, save)
+    if summary := report.skipped_summary():
+        err.print(f"[yellow]not scored:[/yellow] {escape(summary)}", highlight=False)
 
 
 @app.command()

@@ -56,10 +56,12 @@ class EvalReport:
     #: what was not scored: queries_without_relevant (query ids), qrels_unknown_queries
     #: (query ids in QRELS only), qrels_unknown_products ([query id, product id] pairs)
     skipped: dict[str, list[Any]] = field(default_factory=dict)
+    #: the fusion settings the queries ran with (FusionSettings.to_dict)
+    fusion: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         k = self.k[0] if len(self.k) == 1 else self.k
-        return {"metrics": self.metrics, "queries": self.queries, "k": k, "skipped": self.skipped}
+        return {"metrics": self.metrics, "queries": self.queries, "k": k, "skipped": self.skipped, "fusion": self.fusion}
 
     def skipped_summary(self) -> str | None:
         """One line: how many of each kind were not scored, with a few examples."""
@@ -159,7 +161,7 @@ def score_run(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]
     return per_query
 
 
-def _split_qrels(
+def split_qrels(
     searcher: Searcher, queries: list[EvalQuery], qrels: dict[str, dict[str, int]]
 ) -> tuple[list[EvalQuery], dict[str, dict[str, int]], dict[str, list[Any]]]:
     """The queries to score and their judgments, and what is left out: judgments of
@@ -185,14 +187,14 @@ def evaluate(
     queries: list[EvalQuery],
     qrels: dict[str, dict[str, int]],
     ks: Sequence[int] = (10,),
-    fusion: str = "rrf",
+    fusion: str | None = None,
     modalities: list[str] | None = None,
     filters: Filters | None = None,
     progress: Any = None,
     weights: dict[str, float] | None = None,
 ) -> EvalReport:
     ks = sorted(set(ks))
-    judged, qrels, skipped = _split_qrels(searcher, queries, qrels)
+    judged, qrels, skipped = split_qrels(searcher, queries, qrels)
     if not judged:
         raise MMSearchError(
             "no query in QUERIES.csv has a relevant product in QRELS.csv that the store holds: check the query and product ids"
@@ -221,8 +223,14 @@ def evaluate(
     lat_ms = np.array(latencies) * 1000
     timing = (float(np.percentile(lat_ms, 50)), float(np.percentile(lat_ms, 95)), len(latencies) / float(np.sum(latencies)))
     metrics |= dict(zip(TIMING, timing))
+    settings = searcher.fusion_settings.override(fusion, weights).to_dict()
     return EvalReport(
-        metrics={k: round(v, 6) for k, v in metrics.items()}, queries=len(judged), k=ks, per_query=per_query, skipped=skipped
+        metrics={k: round(v, 6) for k, v in metrics.items()},
+        queries=len(judged),
+        k=ks,
+        per_query=per_query,
+        skipped=skipped,
+        fusion=settings,
     )
 
 

@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from .fusion import FusionSettings
+
 if TYPE_CHECKING:  # the reports' modules import what their commands need; --help needs none of it
     from .catalog import IngestReport
     from .embedding import EmbedReport
     from .evaluation import EvalReport
     from .indexing import IndexReport
     from .search import Result
+    from .tuning import TuneReport
     from .understanding import Understanding
 
 
@@ -143,6 +146,24 @@ def eval_report(console: Console, report: EvalReport) -> None:
     for name, value in report.metrics.items():
         table.add_row(name, _fmt(value))
     console.print(table)
+    if report.fusion:
+        console.print(f"fusion: {_text(FusionSettings(**report.fusion).describe())}", highlight=False)
+
+
+def tune_report(console: Console, report: TuneReport, saved: bool) -> None:
+    table = Table(title=f"tune: {report.metric}, {report.queries} queries, {len(report.folds)}-fold cross-validation")
+    for name in ("fold", "queries", "default", "tuned", "settings learned on the other folds"):
+        table.add_column(name, justify="left" if name.startswith("settings") else "right")
+    for f in report.folds:
+        settings = f["settings"]
+        weights = ", ".join(f"{s}={w:g}" for s, w in sorted(settings["weights"].items()))
+        table.add_row(str(f["fold"]), str(f["queries"]), _fmt(f["default"]), _fmt(f["tuned"]), f"{settings['method']}, {weights}")
+    table.add_row("mean", str(report.queries), _fmt(report.cv_default), _fmt(report.cv_tuned), "")
+    console.print(table)
+    console.print(f"default: {_text(report.default.describe())}", highlight=False)
+    verb = "saved into the store" if saved else "not saved (add --save to use them)"
+    kept = " (no setting beat the default clearly: it stays)" if report.settings == report.default else ""
+    console.print(f"learned on every query, {verb}: {_text(report.settings.describe())}{kept}", highlight=False)
 
 
 def status(console: Console, info: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ from .embedding import text_hash
 from .encoders import Encoder, l2_normalize, load_encoder
 from .errors import ExitCode, MMSearchError
 from .filters import Filters
-from .fusion import fuse
+from .fusion import FusionSettings, fuse, normalise
 from .generations import BRIDGE, BRIDGED, LEXICAL
 from .lexical import LexicalIndex
 from .media import MediaError, load_audio, load_image
@@ -51,10 +51,10 @@ SIGNALS = (LEXICAL, "text", "image", "audio", DUPLICATE, ATTRIBUTES)
 DENSE = ("text", "image", "audio")
 # Default fusion weight of a signal reached through the bridge (a text query scoring
 # images, a photo scoring product text). A translated query is weaker evidence than one
-# in the product's own modality: on the Myntra dev attribute queries, weight 1 made the
-# fused ndcg@10 drop from 0.851 (no image signal) to 0.789/0.803 (zero-shot/aligned),
-# weight 0.5 to 0.832/0.837 (benchmarks/README.md). `--weight image=1` restores it.
-BRIDGED_WEIGHT = 0.5
+# in the product's own modality: on the Myntra train query sets every weight above 0
+# cost ndcg@10, and 0.25 was the best that still lets a product with only an image be
+# found by text (benchmarks/README.md). `--weight image=1` restores it.
+BRIDGED_WEIGHT = 0.25
 
 
 @dataclass
@@ -70,6 +70,17 @@ class Query:
 
     def is_empty(self) -> bool:
         return not (self.text or self.image or self.audio or self.like)
+
+
+@dataclass
+class Scored:
+    """One query's candidates before fusion: {signal: {product: score}}, their catalog
+    rows, and the default weight of each signal reached through the bridge."""
+
+    signals: dict[str, dict[str, float]]
+    rows: dict[str, Any]
+    default_weights: dict[str, float]
+    understood: Understanding | None = None  # what the query text named (understanding.py)
 
 
 @dataclass
@@ -140,6 +151,7 @@ class Searcher:
 
     def _has_prices(self) -> bool:
         return self.store.db.execute("SELECT 1 FROM products WHERE price IS NOT NULL LIMIT 1").fetchone() is not None
+        self._fusion: FusionSettings | None = None
 
     def part(self, name: str) -> Any:
         if name not in self.parts:
@@ -254,9 +266,11 @@ class Searcher:
         k: int = 10,
         filters: Filters | None = None,
         modalities: list[str] | None = None,
-        fusion: str = "rrf",
+        fusion: str | None = None,
         weights: dict[str, float] | None = None,
     ) -> list[Result]:
+        """The top ``k`` products. ``fusion`` and ``weights`` override the store's fusion
+        settings (saved by `mmsearch tune --save`, else the built-in default)."""
         return self._search(query, k, filters, modalities, fusion, weights)[1]
 
     def explain(
@@ -265,12 +279,54 @@ class Searcher:
         k: int = 10,
         filters: Filters | None = None,
         modalities: list[str] | None = None,
-        fusion: str = "rrf",
+        fusion: str | None = None,
         weights: dict[str, float] | None = None,
     ) -> tuple[Understanding | None, list[Result]]:
         """``search``, plus what was understood in the query text and each signal's
         contribution to each result's fused score."""
         return self._search(query, k, filters, modalities, fusion, weights, explain=True)
+
+    def _search(
+        self,
+        query: Query,
+        k: int,
+        filters: Filters | None,
+        modalities: list[str] | None,
+        fusion: str | None,
+        weights: dict[str, float] | None,
+        explain: bool = False,
+    ) -> tuple[Understanding | None, list[Result]]:
+        scored = self.score_signals(query, k, filters, modalities)
+        settings = self.fusion_settings.override(fusion, weights)
+        weights = {**scored.default_weights, **settings.weights}
+        fused = fuse(scored.signals, settings.method, weights, settings.param)
+        # A fused average cannot lift a product above one at rank 1 of another signal, so
+        # a near-duplicate of the query picture is ranked first outright (weight 0: not at all).
+        first = set(scored.signals.get(DUPLICATE, {})) if weights.get(DUPLICATE, 1.0) > 0 else set()
+        top = sorted(fused, key=lambda p: (p not in first, -fused[p], p))[:k]
+        shares = _contributions(scored.signals, settings.method, settings.param, weights, top) if explain else {}
+        rows = scored.rows
+        return scored.understood, [
+            Result(
+                rank=rank,
+                id=pid,
+                title=rows[pid]["title"],
+                category=rows[pid]["category"],
+                brand=rows[pid]["brand"],
+                price=rows[pid]["price"],
+                score=round(fused[pid], 6),
+                scores={s: (round(v[pid], 6) if pid in v else None) for s, v in scored.signals.items()},
+                contributions=shares.get(pid),
+            )
+            for rank, pid in enumerate(top, start=1)
+        ]
+
+    @property
+    def fusion_settings(self) -> FusionSettings:
+        """The store's saved fusion settings, else the default (read once per Searcher)."""
+        if self._fusion is None:
+            self._fusion = FusionSettings.from_manifest(self.store.manifest())
+        return self._fusion
 
     def _understand(self, query: Query, filters: Filters | None, wanted: list[str]) -> tuple[Understanding | None, Query, Filters | None]:
         """Catalog values and a price phrase in the query text; the query the other
@@ -288,16 +344,11 @@ class Searcher:
                 filters = dataclasses.replace(filters, min_price=price.min, max_price=price.max)
         return understood, dataclasses.replace(query, text=understood.rest), filters
 
-    def _search(
-        self,
-        query: Query,
-        k: int,
-        filters: Filters | None,
-        modalities: list[str] | None,
-        fusion: str,
-        weights: dict[str, float] | None,
-        explain: bool = False,
-    ) -> tuple[Understanding | None, list[Result]]:
+    def score_signals(
+        self, query: Query, k: int = 10, filters: Filters | None = None, modalities: list[str] | None = None
+    ) -> Scored:
+        """Every candidate for the top ``k``, scored by every signal the query reaches,
+        before fusion (tuning fuses the same scores many ways)."""
         if query.is_empty():
             raise MMSearchError("empty query: give TEXT, --image, --audio or --like", ExitCode.USAGE)
         wanted = list(modalities or SIGNALS)
@@ -339,29 +390,12 @@ class Searcher:
         if near:
             signal_scores[DUPLICATE] = {p: s for p, s in near.items() if p in candidates}
         bridged = {signal: BRIDGED_WEIGHT for signal, (part_name, _) in vectors.items() if part_name in BRIDGED}
-        weights = {**bridged, **(weights or {})}
         if understood is not None and understood.values:
-            signal_scores[ATTRIBUTES] = _attribute_scores(understood, rows, fuse(signal_scores, fusion, weights))
-        fused = fuse(signal_scores, fusion, weights)
-        # A fused average cannot lift a product above one at rank 1 of another signal, so
-        # a near-duplicate of the query picture is ranked first outright (weight 0: not at all).
-        first = set(signal_scores.get(DUPLICATE, {})) if weights.get(DUPLICATE, 1.0) > 0 else set()
-        top = sorted(fused, key=lambda p: (p not in first, -fused[p], p))[:k]
-        shares = _contributions(signal_scores, fusion, weights, top) if explain else {}
-        return understood, [
-            Result(
-                rank=rank,
-                id=pid,
-                title=rows[pid]["title"],
-                category=rows[pid]["category"],
-                brand=rows[pid]["brand"],
-                price=rows[pid]["price"],
-                score=round(fused[pid], 6),
-                scores={s: (round(v[pid], 6) if pid in v else None) for s, v in signal_scores.items()},
-                contributions=shares.get(pid),
-            )
-            for rank, pid in enumerate(top, start=1)
-        ]
+            # ties of the attribute share are ordered by the other signals, fused the store's way
+            settings = self.fusion_settings
+            others = fuse(signal_scores, settings.method, {**bridged, **settings.weights}, settings.param)
+            signal_scores[ATTRIBUTES] = _attribute_scores(understood, rows, others)
+        return Scored(signal_scores, rows, bridged, understood)
 
     def _rows(self, ids: set[str]) -> dict[str, Any]:
         """The catalog rows of ``ids`` that still exist."""
@@ -377,11 +411,12 @@ def _attribute_scores(understood: Understanding, rows: dict[str, Any], others: d
 
 
 def _contributions(
-    signal_scores: dict[str, dict[str, float]], fusion: str, weights: dict[str, float], top: list[str]
+    signal_scores: dict[str, dict[str, float]], method: str, param: float | None, weights: dict[str, float], top: list[str]
 ) -> dict[str, dict[str, float]]:
     """{product: {signal: its term of the fused score}}: the fused score is the weighted
-    mean of a product's per-signal terms, so each term is weight * term / total weight."""
-    terms = {s: fuse({s: scores}, fusion) for s, scores in signal_scores.items() if scores}
+    mean of a product's normalised per-signal scores, so each term is weight * score /
+    total weight."""
+    terms = normalise(signal_scores, method, param)
     out = {}
     for pid in top:
         mine = {s: t[pid] for s, t in terms.items() if pid in t}

@@ -44,7 +44,7 @@ def test_demo_pipeline_from_a_fresh_store(tmp_path):
 def test_eval_prints_every_metric_and_fails_under_a_bar(sample_store):
     args = ["eval", "--queries", str(SAMPLE / "queries.csv"), "--qrels", str(SAMPLE / "qrels.csv"), "-k", "1", "-k", "10"]
     report = run_json(*args, store=sample_store)
-    assert set(report) == {"metrics", "queries", "k", "skipped"}
+    assert set(report) == {"metrics", "queries", "k", "skipped", "fusion"}
     assert set(report["metrics"]) == METRICS
     assert report["queries"] == 16 and report["k"] == [1, 10]
     assert report["metrics"]["ndcg@10"] > 0.5  # the sample shop is easy; far above chance

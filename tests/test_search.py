@@ -4,6 +4,7 @@ import pytest
 
 from mmsearch import Filters, Query, Searcher, Store
 from mmsearch.errors import MMSearchError
+from mmsearch.search import BRIDGED_WEIGHT
 
 from .conftest import SAMPLE
 
@@ -86,14 +87,14 @@ def test_weighted_fusion(searcher):
     assert 0 <= results[-1].score <= results[0].score <= 1.0
 
 
-def test_a_bridged_signal_counts_half_by_default(searcher):
-    """A text query reaches images only through the bridge: that signal weighs 0.5
-    unless --weight says otherwise."""
+def test_a_bridged_signal_counts_less_by_default(searcher):
+    """A text query reaches images only through the bridge: that signal weighs
+    BRIDGED_WEIGHT unless --weight says otherwise."""
     query = Query(text="striped t-shirt")
     default = searcher.search(query, k=10)
     assert all("image" in r.scores for r in default)
-    assert default == searcher.search(query, k=10, weights={"image": 0.5})
+    assert default == searcher.search(query, k=10, weights={"image": BRIDGED_WEIGHT})
     assert [r.score for r in default] != [r.score for r in searcher.search(query, k=10, weights={"image": 1.0})]
-    # a photo query: its own image signal keeps weight 1, the bridged text signal gets 0.5
+    # a photo query: its own image signal keeps weight 1, the bridged text signal gets less
     photo = Query(image=SAMPLE / "queries/q_p007.png")
-    assert searcher.search(photo, k=10) == searcher.search(photo, k=10, weights={"image": 1.0, "text": 0.5})
+    assert searcher.search(photo, k=10) == searcher.search(photo, k=10, weights={"image": 1.0, "text": BRIDGED_WEIGHT})
