@@ -140,6 +140,7 @@ class Searcher:
         self._encoders: dict[str, Encoder] = {}
         self._query_image: tuple[Path, Any] | None = None
         self._vocabulary: Vocabulary | None = None
+        self._fusion: FusionSettings | None = None
 
     def vocabulary(self) -> Vocabulary:
         """The catalog values queries can name: saved with the BM25 part, or read from
@@ -151,7 +152,6 @@ class Searcher:
 
     def _has_prices(self) -> bool:
         return self.store.db.execute("SELECT 1 FROM products WHERE price IS NOT NULL LIMIT 1").fetchone() is not None
-        self._fusion: FusionSettings | None = None
 
     def part(self, name: str) -> Any:
         if name not in self.parts:
