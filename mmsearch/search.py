@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 
 from . import generations
+from .audio_rerank import DEPTH, SEQ_PART, SequencePart
 from .backends import Scope, open_part
 from .bridge import load_bridge
 from .catalog import product_text
 from .embedding import text_hash
 from .encoders import Encoder, l2_normalize, load_encoder
+from .encoders.audio import mfcc_frames
 from .errors import ExitCode, MMSearchError
 from .filters import Filters
 from .fusion import fuse
@@ -114,6 +116,8 @@ class Searcher:
                 self.parts[name] = None
             elif name == LEXICAL:
                 self.parts[name] = LexicalPart(self.folder, entry)
+            elif name == SEQ_PART:
+                self.parts[name] = SequencePart(self.folder)
             elif name == BRIDGE:
                 image_encoder = self.encoder("image") if entry["kind"] == "open_clip" else None
                 self.parts[name] = load_bridge(self.folder, entry, image_encoder)
@@ -124,7 +128,10 @@ class Searcher:
     def encoder(self, modality: str) -> Encoder:
         """The encoder that made this generation's ``modality`` vectors."""
         if modality not in self._encoders:
-            self._encoders[modality] = load_encoder(modality, self.manifest["parts"][modality]["model"]["name"])
+            model = self.manifest["parts"][modality]["model"]
+            encoder = load_encoder(modality, model["name"])
+            # a default model that has moved on since this index was built: load the one it used
+            self._encoders[modality] = encoder if encoder.id == model["id"] else load_encoder(modality, model["id"])
         return self._encoders[modality]
 
     # -- query vectors ---------------------------------------------------------
@@ -225,8 +232,10 @@ class Searcher:
             found, lexical_scores = self.part(LEXICAL).candidates_and_scores(query.text, n, allowed)
             candidates |= found
         scope = Scope(filters if allowed is not None else None, allowed)
-        for part_name, q in vectors.values():
-            candidates |= self.part(part_name).candidates(q, n + (1 if query.like else 0), scope)
+        sequences = self.part(SEQ_PART) if "audio" in vectors and query.audio else None
+        for signal, (part_name, q) in vectors.items():
+            wanted = max(n, DEPTH) if signal == "audio" and sequences else n  # the re-ranked head
+            candidates |= self.part(part_name).candidates(q, wanted + (1 if query.like else 0), scope)
         candidates.discard(query.like)
         rows = self._rows(candidates)  # a product removed since the index was built is dropped here
         candidates = set(rows)
@@ -236,6 +245,9 @@ class Searcher:
             signal_scores[LEXICAL] = {p: float(lexical_scores[lex.position[p]]) for p in candidates if p in lex.position}
         for signal, (part_name, q) in vectors.items():
             signal_scores[signal] = self.part(part_name).score(q, candidates)
+        if sequences is not None:
+            frames = mfcc_frames(_load_query_media(load_audio, query.audio))
+            signal_scores["audio"] = sequences.rerank(frames, signal_scores["audio"])
         bridged = {signal: BRIDGED_WEIGHT for signal, (part_name, _) in vectors.items() if part_name in BRIDGED}
         fused = fuse(signal_scores, fusion, {**bridged, **(weights or {})})
         top = sorted(fused, key=lambda p: (-fused[p], p))[:k]
