@@ -324,7 +324,7 @@ def fsdd(data: Path, results: dict) -> None:
                 shutil.rmtree(store, ignore_errors=True)
                 shutil.copytree(full, store)
                 csv_path = write_csv(work / f"{protocol}-{speaker}.csv", ["id", "title", "audio"], catalog)
-                mmsearch(store, "ingest", str(csv_path), "--media-dir", str(root), "--prune")
+                mmsearch(store, "ingest", str(csv_path), "--media-dir", str(root), "--prune", "--force")
                 mmsearch(store, "embed", "--modality", "audio")
                 mmsearch(store, "index")
                 per_speaker[speaker] = evaluate(store, write_eval_set(work / "sets", es), "-k", "10")["metrics"]
