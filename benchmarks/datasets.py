@@ -104,28 +104,47 @@ def photo_queries(rows: list[dict[str, str]], photo_root: Path) -> tuple[EvalSet
     return EvalSet("photo_exact", queries, exact), EvalSet("photo_category", queries, category)
 
 
+def _fsdd_row(c: dict[str, str]) -> dict[str, str]:
+    return {"id": c["file"].rsplit("/", 1)[-1].removesuffix(".wav"), "title": f"recording by {c['speaker']}", "audio": c["file"], "speaker": c["speaker"], "digit": c["digit"]}
+
+
+def _fsdd_queries(clips: list[dict[str, str]], speaker: str, takes_per_digit: int) -> list[dict[str, str]]:
+    """The speaker's first ``takes_per_digit`` takes of each digit."""
+    mine = sorted((c for c in clips if c["speaker"] == speaker), key=lambda c: (int(c["digit"]), int(c["take"])))
+    per_digit: dict[str, list[dict[str, str]]] = {}
+    for c in mine:
+        per_digit.setdefault(c["digit"], []).append(c)
+    return [c for _, takes in sorted(per_digit.items()) for c in takes[:takes_per_digit]]
+
+
+def _fsdd_set(name: str, asked: list[dict[str, str]], catalog: list[dict[str, str]], root: Path) -> EvalSet:
+    queries, qrels = [], []
+    for c in asked:
+        qid = f"{c['speaker']}-{c['digit']}-{c['take']}"
+        queries.append({"query_id": qid, "audio": str(root / c["file"]), "modality": "audio"})
+        qrels += [(qid, p["id"], 1) for p in catalog if p["digit"] == c["digit"]]
+    return EvalSet(name, queries, qrels)
+
+
 def fsdd_speaker_split(
     clips: list[dict[str, str]], speaker: str, root: Path, takes_per_digit: int = 10
 ) -> tuple[list[dict[str, str]], EvalSet]:
     """Audio -> audio for one query speaker: the catalog is every other speaker's clips;
     the queries are ``takes_per_digit`` of this speaker's clips per digit; relevant =
     catalog clips of the same digit. The title carries no digit, so only audio can match."""
-    catalog = [
-        {"id": c["file"].rsplit("/", 1)[-1].removesuffix(".wav"), "title": f"recording by {c['speaker']}", "audio": c["file"], "speaker": c["speaker"], "digit": c["digit"]}
-        for c in clips
-        if c["speaker"] != speaker
-    ]
-    mine = sorted((c for c in clips if c["speaker"] == speaker), key=lambda c: (int(c["digit"]), int(c["take"])))
-    per_digit: dict[str, list[dict[str, str]]] = {}
-    for c in mine:
-        per_digit.setdefault(c["digit"], []).append(c)
-    queries, qrels = [], []
-    for digit, takes in sorted(per_digit.items()):
-        for c in takes[:takes_per_digit]:
-            qid = f"{speaker}-{digit}-{c['take']}"
-            queries.append({"query_id": qid, "audio": str(root / c["file"]), "modality": "audio"})
-            qrels += [(qid, p["id"], 1) for p in catalog if p["digit"] == digit]
-    return catalog, EvalSet(f"fsdd_{speaker}", queries, qrels)
+    catalog = [_fsdd_row(c) for c in clips if c["speaker"] != speaker]
+    return catalog, _fsdd_set(f"fsdd_{speaker}", _fsdd_queries(clips, speaker, takes_per_digit), catalog, root)
+
+
+def fsdd_same_speaker_split(
+    clips: list[dict[str, str]], speaker: str, root: Path, takes_per_digit: int = 10
+) -> tuple[list[dict[str, str]], EvalSet]:
+    """Audio -> audio within one speaker: the same queries as ``fsdd_speaker_split``; the
+    catalog is this speaker's other takes; relevant = the catalog takes of the same digit."""
+    asked = _fsdd_queries(clips, speaker, takes_per_digit)
+    files = {c["file"] for c in asked}
+    catalog = [_fsdd_row(c) for c in clips if c["speaker"] == speaker and c["file"] not in files]
+    return catalog, _fsdd_set(f"fsdd_same_{speaker}", asked, catalog, root)
 
 
 # -- free shopper phrasing -----------------------------------------------------------

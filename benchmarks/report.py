@@ -75,6 +75,16 @@ def markdown(r: dict[str, Any]) -> str:
         f = r["fsdd"]
         out += ["## FSDD audio → audio (other speakers' clips, same digit relevant)", ""]
         out += _table(["encoder", "map", "precision@10"], [[name, e["map"], e["precision@10"]] for name, e in f["encoders"].items()]) + [""]
+        if f.get("same_speaker"):
+            out += ["## FSDD audio → audio (the same speaker's other takes, same digit relevant)", ""]
+            out += _table(["encoder", "map", "precision@10"], [[name, e["map"], e["precision@10"]] for name, e in f["same_speaker"].items()]) + [""]
+        if f.get("latency"):
+            lat = f["latency"]
+            out += ["### Audio query latency (one speaker's store, 2,250 clips, k=10)", ""]
+            out += _table(
+                ["queries", "in-process p50 ms", "in-process p95 ms", "cold `mmsearch query --audio` p50 ms"],
+                [[lat["queries"], lat["in_process_ms"]["p50"], lat["in_process_ms"]["p95"], lat["cold_process_ms"]["p50"]]],
+            ) + [""]
     out += ["## Speed and size", ""]
     rows = []
     for key in ("myntra_train_store", "myntra_dev_store"):

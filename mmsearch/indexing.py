@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import duplicates, generations
+from .audio_rerank import SEQ_PART, SEQ_VERSION, audio_frames, write_part
 from .backends import (
     BACKENDS,
     DEFAULT_EF_CONSTRUCTION,
@@ -37,6 +38,7 @@ from .backends import (
 from .bridge import Bridge, ZeroShotBridge, bridge_id, make_bridge
 from .embedding import record_missing_facts, wanted_items
 from .encoders import MODALITIES
+from .encoders.audio import DEFAULT_AUDIO_MODEL
 from .errors import MMSearchError
 from .generations import BRIDGE, BRIDGED, LEXICAL
 from .items import StoreItems
@@ -131,6 +133,8 @@ class PartPlanner:
             kept[modality], missing = self.items.kept_items(modality)
             if kept[modality]:
                 plans.append(self._vector_plan(modality, kept[modality], missing))
+        if kept.get("audio") and self.items.models["audio"].get("name") == DEFAULT_AUDIO_MODEL:
+            plans.append(self._sequence_plan(kept["audio"]))
         if kept.get("image") and kept.get("text"):
             plans += self._bridge_plans(kept)
         if kept.get("image"):
@@ -166,6 +170,10 @@ class PartPlanner:
         self, folder: Path, name: str, items: list[Item], vectors: Callable[[list[Item]], np.ndarray], model: dict[str, Any]
     ) -> tuple[dict[str, Any], Synced | None]:
         return self.backend.write(folder, name, items, vectors, model, self.params, self.items.catalog)
+
+    def _sequence_plan(self, items: list[Item]) -> PartPlan:
+        """The audio items' MFCC frame sequences that queries re-rank by (audio_rerank.py)."""
+        return PartPlan(SEQ_PART, _fingerprint(SEQ_VERSION, items), len(items), lambda folder: (write_part(folder, items, audio_frames), None))
 
     # -- bridge -------------------------------------------------------------------
     @cached_property

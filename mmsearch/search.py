@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import generations
+from .audio_rerank import DEPTH, SEQ_PART, SequencePart
 from .backends import Scope, open_part
 from .bridge import load_bridge
 from .catalog import product_text
@@ -31,6 +32,7 @@ from .duplicates import PART as DUPLICATE
 from .duplicates import DuplicatePart, catalog_sized, query_hashes
 from .embedding import text_hash
 from .encoders import Encoder, l2_normalize, load_encoder
+from .encoders.audio import mfcc_frames
 from .errors import ExitCode, MMSearchError
 from .filters import Filters
 from .fusion import FusionSettings, fuse, normalise
@@ -164,6 +166,8 @@ class Searcher:
                 self.parts[name] = LexicalPart(self.folder, entry)
             elif name == DUPLICATE:
                 self.parts[name] = DuplicatePart(self.folder, entry)
+            elif name == SEQ_PART:
+                self.parts[name] = SequencePart(self.folder)
             elif name == BRIDGE:
                 image_encoder = self.encoder("image") if entry["kind"] == "open_clip" else None
                 self.parts[name] = load_bridge(self.folder, entry, image_encoder)
@@ -174,7 +178,10 @@ class Searcher:
     def encoder(self, modality: str) -> Encoder:
         """The encoder that made this generation's ``modality`` vectors."""
         if modality not in self._encoders:
-            self._encoders[modality] = load_encoder(modality, self.manifest["parts"][modality]["model"]["name"])
+            model = self.manifest["parts"][modality]["model"]
+            encoder = load_encoder(modality, model["name"])
+            # a default model that has moved on since this index was built: load the one it used
+            self._encoders[modality] = encoder if encoder.id == model["id"] else load_encoder(modality, model["id"])
         return self._encoders[modality]
 
     # -- query vectors ---------------------------------------------------------
@@ -374,8 +381,10 @@ class Searcher:
             found, lexical_scores = self.part(LEXICAL).candidates_and_scores(query.text, n, allowed)
             candidates |= found
         scope = Scope(filters if allowed is not None else None, allowed)
-        for part_name, q in vectors.values():
-            candidates |= self.part(part_name).candidates(q, n + (1 if query.like else 0), scope)
+        sequences = self.part(SEQ_PART) if "audio" in vectors and query.audio else None
+        for signal, (part_name, q) in vectors.items():
+            depth = max(n, DEPTH) if signal == "audio" and sequences else n  # the re-ranked head
+            candidates |= self.part(part_name).candidates(q, depth + (1 if query.like else 0), scope)
         near = self.near_duplicates(query, wanted, allowed)
         candidates |= set(sorted(near, key=lambda p: (-near[p], p))[:n])
         candidates.discard(query.like)
@@ -387,6 +396,9 @@ class Searcher:
             signal_scores[LEXICAL] = {p: float(lexical_scores[lex.position[p]]) for p in candidates if p in lex.position}
         for signal, (part_name, q) in vectors.items():
             signal_scores[signal] = self.part(part_name).score(q, candidates)
+        if sequences is not None:
+            frames = mfcc_frames(_load_query_media(load_audio, query.audio))
+            signal_scores["audio"] = sequences.rerank(frames, signal_scores["audio"])
         if near:
             signal_scores[DUPLICATE] = {p: s for p, s in near.items() if p in candidates}
         bridged = {signal: BRIDGED_WEIGHT for signal, (part_name, _) in vectors.items() if part_name in BRIDGED}
