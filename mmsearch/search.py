@@ -142,7 +142,8 @@ class Searcher:
         if query.text and needs_text and self.part("text"):
             text_vector = self.encoder("text").encode([query.text])
         if query.image and needs_image and self.part("image"):
-            image_vector = self.encoder("image").encode([_load_query_media(load_image, query.image)])
+            query_image = _load_query_media(load_image, query.image)
+            image_vector = self.encoder("image").encode([query_image])
         if text_vector is not None and "text" in signals:
             out["text"] = ("text", text_vector)
         if image_vector is not None and "image" in signals:
@@ -153,7 +154,7 @@ class Searcher:
             if "image" in signals and "image" not in out and text_vector is not None:
                 out["image"] = ("image_x", bridge.text_query(query.text, text_vector))
             if "text" in signals and "text" not in out and image_vector is not None:
-                out["text"] = ("text_x", bridge.image_items(image_vector))
+                out["text"] = ("text_x", bridge.image_items(image_vector, [query_image]))
         if query.like:
             for name, vectors in self._like_vectors(query.like, signals).items():
                 out.setdefault(name, (name, vectors))
