@@ -17,17 +17,23 @@ Bridged vectors are derived from stored vectors at index time (parts ``image_x``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from PIL import Image
 from safetensors.numpy import load_file as load_arrays
 from safetensors.numpy import save as safetensors_bytes
 
+from . import colour
 from .encoders import Encoder, encoder_family, l2_normalize, load_encoder
+from .errors import MMSearchError
 
 ZEROSHOT_PROMPT = "a photo of a {}"
+#: the images behind image vectors, row for row (decoded, or their files): a bridge may
+#: read features of its own from them (see colour.py)
+Images = Sequence[Image.Image | Path]
 
 
 class Bridge(Protocol):
@@ -35,7 +41,7 @@ class Bridge(Protocol):
     #: changes whenever what the bridge computes changes (part of index fingerprints)
     id: str
 
-    def image_items(self, image_vectors: np.ndarray) -> np.ndarray: ...
+    def image_items(self, image_vectors: np.ndarray, images: Images) -> np.ndarray: ...
 
     def text_items(self, texts: list[str], text_vectors: np.ndarray) -> np.ndarray: ...
 
@@ -75,7 +81,7 @@ class ZeroShotBridge:
         labels = l2_normalize(text_encoder.encode(prompts))
         return cls(weight, bias, labels, _zeroshot_id(image_encoder.id, text_encoder.id))
 
-    def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
+    def image_items(self, image_vectors: np.ndarray, images: Images = ()) -> np.ndarray:
         probs = _softmax(image_vectors @ self.weight.T + self.bias)
         return l2_normalize(probs @ self.labels)
 
@@ -96,19 +102,26 @@ class ZeroShotBridge:
         return cls(arrays["weight"], arrays["bias"], arrays["labels"], entry["id"])
 
 
-def _project(head: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """A trained head (normalise, Linear, exact GELU, Linear, normalise: align.py's
-    ProjectionHead) in numpy, so that indexing and queries need no torch."""
+def _project(head: dict[str, np.ndarray], x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+    """A trained head (normalise, append the centred and normalised extra features if it
+    takes any, Linear, exact GELU, Linear, normalise: align.py's ProjectionHead) in
+    numpy, so that indexing and queries need no torch."""
     from scipy.special import erf
 
-    h = l2_normalize(np.atleast_2d(x)) @ head["net.0.weight"].T + head["net.0.bias"]
+    x = l2_normalize(np.atleast_2d(x))
+    if "extra_mean" in head:
+        x = np.concatenate([x, l2_normalize(np.atleast_2d(extra) - head["extra_mean"])], axis=1)
+    h = x @ head["net.0.weight"].T + head["net.0.bias"]
     h = 0.5 * h * (1.0 + erf(h / np.sqrt(2.0, dtype=np.float32)))
     return l2_normalize(h @ head["net.2.weight"].T + head["net.2.bias"])
 
 
 class AlignedBridge:
     """Projection heads trained by `mmsearch align`; arrays named as the torch module's
-    state dict (``image.net.0.weight``...), metadata as safetensors strings."""
+    state dict (``image.net.0.weight``...), metadata as safetensors strings. The image
+    head may also take colour features read from the images (metadata ``image_extra``
+    names their version); heads files without it, from before, load and work as they
+    did."""
 
     kind = "aligned"
     FILE = "alignment.safetensors"
@@ -124,15 +137,30 @@ class AlignedBridge:
         with safe_open(str(path), framework="np") as fh:
             arrays, meta = {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
         heads = {side: {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(side + ".")} for side in cls.SIDES}
+        extra = meta.get("image_extra")
+        if extra and extra != colour.VERSION:
+            raise MMSearchError(
+                f"{path} was trained on image features {extra!r}, this mmsearch computes {colour.VERSION!r}: "
+                "run `mmsearch align` again, then `mmsearch index`"
+            )
         for side in cls.SIDES:
-            expected = {"net.0.weight": (int(meta["hidden"]), int(meta[f"{side}_dim"])), "net.2.weight": (int(meta["dim"]), int(meta["hidden"]))}
+            extra_dim = colour.DIM if side == "image" and extra else 0
+            expected = {
+                "net.0.weight": (int(meta["hidden"]), int(meta[f"{side}_dim"]) + extra_dim),
+                "net.2.weight": (int(meta["dim"]), int(meta["hidden"])),
+                **({"extra_mean": (extra_dim,)} if extra_dim else {}),
+            }
             shapes = {k: heads[side][k].shape for k in expected if k in heads[side]}
             if shapes != expected or {"net.0.bias", "net.2.bias"} - set(heads[side]):
                 raise ValueError(f"the {side} head's arrays do not match its metadata")
         return cls(heads, meta, _aligned_id(path))
 
-    def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
-        return _project(self.heads["image"], image_vectors)
+    def image_items(self, image_vectors: np.ndarray, images: Images = ()) -> np.ndarray:
+        if "extra_mean" not in self.heads["image"]:
+            return _project(self.heads["image"], image_vectors)
+        if len(images) != len(image_vectors):
+            raise ValueError("this alignment reads colour features from the images: pass one image per vector")
+        return _project(self.heads["image"], image_vectors, colour.colour_matrix(images))
 
     def text_items(self, texts: list[str], text_vectors: np.ndarray) -> np.ndarray:
         return _project(self.heads["text"], text_vectors)
@@ -162,7 +190,7 @@ class ClipBridge:
         self.encoder = image_encoder
         self.id = _clip_id(image_encoder.id)
 
-    def image_items(self, image_vectors: np.ndarray) -> np.ndarray:
+    def image_items(self, image_vectors: np.ndarray, images: Images = ()) -> np.ndarray:
         return l2_normalize(image_vectors)
 
     def text_items(self, texts: list[str], text_vectors: np.ndarray) -> np.ndarray:

@@ -475,6 +475,8 @@ def align(
     dim: Annotated[int, typer.Option(help="Shared space dimension.")] = 256,
     val_fraction: Annotated[float, typer.Option(help="Share of products held out for validation.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed for the split, the initialisation and the batches.")] = 0,
+    title_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of training pairs whose text is the title alone (query-like) rather than the whole product text.")] = 0.5,
+    colour: Annotated[bool, typer.Option("--colour/--no-colour", help="Let the image head also read colour features of the image files.")] = True,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -494,7 +496,7 @@ def align(
             bridge = alignment.load(st, load)
             result: dict[str, Any] = {"loaded": str(load), "metadata": bridge.metadata}
         else:
-            config = alignment.AlignConfig(dim=dim, epochs=epochs, val_fraction=val_fraction, seed=seed)
+            config = alignment.AlignConfig(dim=dim, epochs=epochs, val_fraction=val_fraction, seed=seed, title_share=title_share, colour=colour)
             bridge, report = alignment.train(st, config, progress or None)
             report.file = str(alignment.install(st, bridge))
             result = report.__dict__

@@ -210,7 +210,7 @@ class PartPlanner:
             def projected(some: list[Item]) -> np.ndarray:
                 vectors = self.items.vectors(modality, some)
                 if modality == "image":
-                    return self.bridge.image_items(vectors)
+                    return self.bridge.image_items(vectors, [Path(path) for _, path, _ in some])
                 return self.bridge.text_items([self.items.texts[pid] for pid, _, _ in some], vectors)
 
             def write(folder: Path) -> tuple[dict[str, Any], Synced | None]:

@@ -210,7 +210,8 @@ class Searcher:
             if "image" in signals and "image" not in out and text_vector is not None:
                 out["image"] = ("image_x", bridge.text_query(query.text, text_vector))
             if "text" in signals and "text" not in out and image_vector is not None:
-                out["text"] = ("text_x", bridge.image_items(image_vector))
+                # one vector per catalog size, all of the same picture (colour features read it)
+                out["text"] = ("text_x", bridge.image_items(image_vector, [self.query_image(query.image)] * len(image_vector)))
         if query.like:
             for name, vectors in self._like_vectors(query.like, signals).items():
                 out.setdefault(name, (name, vectors))
