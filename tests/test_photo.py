@@ -9,7 +9,6 @@ photos against 60x80 catalog thumbnails, the benchmark's photo protocol in small
 from __future__ import annotations
 
 import csv
-import io
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from benchmarks.photo import DISTORTIONS  # the benchmark's own alterations
 from mmsearch import Query, Searcher, Store, build_index, embed, ingest
 from mmsearch.duplicates import catalog_sized, common_sizes
 from mmsearch.search import DUPLICATE
@@ -54,25 +54,6 @@ def make_store(root: Path, rows: list[dict[str, str]], media: Path, models: dict
 def rank_of(store: Path, query: Query, pid: str, **kwargs) -> int | None:
     results = Searcher(Store(store)).search(query, k=10, **kwargs)
     return next((r.rank for r in results if r.id == pid), None)
-
-
-def jpeg(img: Image.Image, quality: int = 30) -> Image.Image:
-    buffer = io.BytesIO()
-    img.save(buffer, "JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
-
-def crop(img: Image.Image, share: float = 0.10) -> Image.Image:
-    dx, dy = round(img.width * share / 2), round(img.height * share / 2)
-    return img.crop((dx, dy, img.width - dx, img.height - dy))
-
-
-DISTORTIONS = {
-    "resize": lambda img: img.resize((img.width * 2, img.height * 2), Image.BICUBIC),
-    "jpeg_q30": jpeg,
-    "crop_10pct": crop,
-    "mirror": ImageOps.mirror,
-}
 
 
 # -- sizes: pure functions ----------------------------------------------------------
