@@ -267,19 +267,8 @@ def speed(store_path: Path, dev: list[dict[str, str]], root: Path, data: Path) -
 
     wands = [line.split("\t")[1] for line in (data / "wands" / "queries.tsv").read_text(encoding="utf-8").splitlines()[1:]]
     searcher = Searcher(Store(store_path))
-    searcher.search(Query(text="warm up"), k=10)
-    latencies = []
-    for text in wands:
-        started = time.perf_counter()
-        searcher.search(Query(text=text), k=10)
-        latencies.append(time.perf_counter() - started)
-    lat = np.array(latencies) * 1000
-    cold = [mmsearch(store_path, "query", text, "-k", "10")[1] * 1000 for text in wands[:5]]
-
     out: dict[str, Any] = {
-        "queries": len(wands),
-        "in_process_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
-        "cold_process_ms": {"p50": float(np.median(cold)), "runs": len(cold)},
+        **query_latency(searcher, [Query(text="warm up"), *(Query(text=t) for t in wands)], [[t] for t in wands[:5]]),
         "filtered": _filtered(searcher, wands),
     }
     # WANDS queries are about furniture: out of this catalog's distribution, the hard
@@ -417,17 +406,23 @@ def fsdd_latency(store_path: Path, es: datasets.EvalSet) -> dict[str, Any]:
     from mmsearch import Query, Searcher, Store
 
     paths = [Path(q["audio"]) for q in es.queries]
-    searcher = Searcher(Store(store_path))
-    searcher.search(Query(audio=paths[0]), k=10)
+    queries = [Query(audio=paths[0]), *(Query(audio=p) for p in paths)]
+    return query_latency(Searcher(Store(store_path)), queries, [["--audio", str(p)] for p in paths[:5]])
+
+
+def query_latency(searcher: Any, queries: list[Any], cold_args: list[list[str]], k: int = 10) -> dict[str, Any]:
+    """In-process latency of ``queries[1:]`` after ``queries[0]`` as a warm-up, and the
+    median of cold `mmsearch query ARGS -k K` processes, one per ``cold_args``."""
+    searcher.search(queries[0], k=k)
     latencies = []
-    for path in paths:
+    for query in queries[1:]:
         started = time.perf_counter()
-        searcher.search(Query(audio=path), k=10)
+        searcher.search(query, k=k)
         latencies.append(time.perf_counter() - started)
     lat = np.array(latencies) * 1000
-    cold = [mmsearch(store_path, "query", "--audio", str(path), "-k", "10")[1] * 1000 for path in paths[:5]]
+    cold = [mmsearch(searcher.store.root, "query", *args, "-k", str(k))[1] * 1000 for args in cold_args]
     return {
-        "queries": len(paths),
+        "queries": len(queries) - 1,
         "in_process_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
         "cold_process_ms": {"p50": float(np.median(cold)), "runs": len(cold)},
     }
