@@ -16,6 +16,7 @@ property-based run (``MMSEARCH_FUZZ_EXAMPLES``; a bounded fuzz run is part of ev
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -206,6 +207,17 @@ def model_cache(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("model-cache")
     os.environ[CACHE_ENV] = str(folder)
     return folder
+
+
+def myntra_rows(split: str, n: int) -> list[dict[str, str]]:
+    """The first ``n`` Myntra products of ``split`` (train or dev: benchmarks.datasets
+    refuses the held-out test split); skips the test when ../shared has no Myntra."""
+    from benchmarks import datasets
+
+    if not (SHARED / "myntra" / "products.csv").exists():
+        pytest.skip("../shared/data/myntra is absent")
+    with open(SHARED / "myntra" / "products.csv", encoding="utf-8") as fh:
+        return datasets.only_allowed(csv.DictReader(fh), [split])[:n]
 
 
 def build_store(root: Path, models: dict[str, str | None] | None = None) -> Path:

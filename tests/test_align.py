@@ -12,7 +12,7 @@ from mmsearch.align import AlignConfig, ProjectionHead, install, load, train
 from mmsearch.bridge import AlignedBridge
 from mmsearch.errors import MMSearchError
 
-from .conftest import PICKLE, SAMPLE, SHARED, run_cli, run_json
+from .conftest import PICKLE, SAMPLE, SHARED, myntra_rows, run_cli, run_json
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ MYNTRA = SHARED / "myntra"
 @pytest.mark.skipif(not (MYNTRA / "products.csv").exists(), reason="../shared/data/myntra is absent")
 def test_alignment_on_a_real_slice_beats_chance(tmp_path):
     """600 real train-split products: held-out text->image recall@10 well above chance."""
-    rows = [r for r in csv.DictReader(open(MYNTRA / "products.csv", encoding="utf-8")) if r["split"] == "train"][:600]
+    rows = myntra_rows("train", 600)
     catalog = tmp_path / "catalog.csv"
     with open(catalog, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)

@@ -14,7 +14,7 @@ from mmsearch.bridge import AlignedBridge
 from mmsearch.colour import DIM, colour_features, colour_matrix
 from mmsearch.errors import MMSearchError
 
-from .conftest import PICKLE, SHARED, run_cli
+from .conftest import PICKLE, SHARED, myntra_rows, run_cli
 
 MYNTRA = SHARED / "myntra"
 
@@ -113,9 +113,7 @@ def test_a_heads_file_for_other_colour_features_asks_to_align_again(sample_store
 @pytest.fixture(scope="module")
 def myntra_store(tmp_path_factory):
     """1,000 real train-split products, embedded with the real models."""
-    if not (MYNTRA / "products.csv").exists():
-        pytest.skip("../shared/data/myntra is absent")
-    rows = [r for r in csv.DictReader(open(MYNTRA / "products.csv", encoding="utf-8")) if r["split"] == "train"][:1000]
+    rows = myntra_rows("train", 1000)
     root = tmp_path_factory.mktemp("myntra")
     catalog = root / "catalog.csv"
     with open(catalog, "w", newline="", encoding="utf-8") as fh:

@@ -3,7 +3,6 @@ the default, saved into the store, used and reported by query and eval."""
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from pathlib import Path
@@ -18,9 +17,8 @@ from mmsearch.fusion import FusionSettings, fuse
 from mmsearch.search import Query, Searcher
 from mmsearch.tuning import tune
 
-from .conftest import REPO, SAMPLE, run_cli
+from .conftest import SAMPLE, myntra_rows, run_cli
 
-MYNTRA = REPO.parent / "shared" / "data" / "myntra"
 pytestmark = pytest.mark.slow
 
 
@@ -42,9 +40,7 @@ def test_override_drops_saved_weights_for_another_method():
 @pytest.fixture(scope="module")
 def dev_slice(tmp_path_factory) -> tuple[Path, Path, Path]:
     """400 dev products of the real Myntra catalog (text only) and 60 attribute queries."""
-    if not (MYNTRA / "products.csv").exists():
-        pytest.skip("../shared/data/myntra is absent")
-    rows = datasets.only_allowed(csv.DictReader(open(MYNTRA / "products.csv", encoding="utf-8")), ["dev"])[:400]
+    rows = myntra_rows("dev", 400)
     folder = tmp_path_factory.mktemp("dev-slice")
     catalog = [{k: v for k, v in r.items() if k != "image"} for r in datasets.myntra_catalog(rows)]
     write_csv(folder / "dev.csv", [c for c in datasets.CATALOG_COLUMNS if c != "image"], catalog)

@@ -24,9 +24,8 @@ from mmsearch.indexing import build_index
 from mmsearch.search import ATTRIBUTES, Query, Searcher
 from mmsearch.understanding import Vocabulary, find_price, understand
 
-from .conftest import SHARED
+from .conftest import myntra_rows
 
-MYNTRA = SHARED / "myntra"
 COLUMNS = ["id", "title", "category", "brand", "gender", "baseColour", "usage", "season"]
 WITHOUT = ["lexical", "text", "image", "audio"]  # every signal but the understood values
 
@@ -34,9 +33,7 @@ WITHOUT = ["lexical", "text", "image", "audio"]  # every signal but the understo
 @pytest.fixture(scope="module")
 def myntra_store(tmp_path_factory) -> Path:
     """300 real dev-split products (text only), indexed with the fake text encoder."""
-    if not (MYNTRA / "products.csv").exists():
-        pytest.skip("../shared/data/myntra is absent")
-    rows = [r for r in csv.DictReader(open(MYNTRA / "products.csv", encoding="utf-8")) if r["split"] == "dev"][:300]
+    rows = myntra_rows("dev", 300)
     folder = tmp_path_factory.mktemp("myntra")
     catalog = folder / "catalog.csv"
     with open(catalog, "w", newline="", encoding="utf-8") as fh:
