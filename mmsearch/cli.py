@@ -111,6 +111,13 @@ def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _write_page(path: Path, page: str) -> None:
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise MMSearchError(f"cannot write {path}: {exc.strerror or exc}: choose a writable file") from None
+
+
 def _progress(quiet: bool) -> Progress | nullcontext:
     if quiet:
         return nullcontext()
@@ -339,12 +346,14 @@ def query(
     store: StoreOpt = None,
     json_out: JsonOpt = False,
     explain: Annotated[bool, typer.Option("--explain", help="Show what the query text was understood as, and each signal's share of each score.")] = False,
+    html: Annotated[Optional[Path], typer.Option("--html", metavar="FILE", help="Also write the results as a page of cards (images embedded) to FILE.")] = None,
 ) -> None:
     """Search with text, an image, a sound clip or a product, fusing every signal.
 
     Examples: mmsearch query 'red coffee mug under 20'
               mmsearch query 'grey casual shirts for men' --explain
               mmsearch query --image photo.jpg -k 5 --json
+              mmsearch query 'red dress' --html results.html
     """
     from .encoders import parse_modalities, set_threads
     from .filters import check_filters, no_match_hint
@@ -359,6 +368,10 @@ def query(
         Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value if fusion else None, weights=_weights(weight)
     )
     understood, found = answer if explain else (None, answer)
+    if html is not None:
+        from .views import results_page
+
+        _write_page(html, results_page(found, Query(text, image, audio, like), searcher.store.root))
     if not found and not filters.is_empty():
         check_filters(searcher.store, filters)  # a column or value that does not exist is a usage error
     if json_out and explain:

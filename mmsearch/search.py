@@ -97,6 +97,13 @@ class Result:
     scores: dict[str, float | None]
     #: each signal's share of ``score`` (they add up to it), filled by ``Searcher.explain``
     contributions: dict[str, float] | None = None
+    #: the product's media files as the catalog registered them (resolved paths, in order)
+    images: list[str] = dataclasses.field(default_factory=list)
+    audio: list[str] = dataclasses.field(default_factory=list)
+
+    def media(self, kind: str) -> list[str]:
+        """The product's "image" or "audio" files."""
+        return self.images if kind == "image" else self.audio
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -314,6 +321,7 @@ class Searcher:
         top = sorted(fused, key=lambda p: (p not in first, -fused[p], p))[:k]
         shares = _contributions(scored.signals, settings.method, settings.param, weights, top) if explain else {}
         rows = scored.rows
+        media = self._media(top)
         return scored.understood, [
             Result(
                 rank=rank,
@@ -325,6 +333,8 @@ class Searcher:
                 score=round(fused[pid], 6),
                 scores={s: (round(v[pid], 6) if pid in v else None) for s, v in scored.signals.items()},
                 contributions=shares.get(pid),
+                images=media[pid]["image"],
+                audio=media[pid]["audio"],
             )
             for rank, pid in enumerate(top, start=1)
         ]
@@ -409,6 +419,14 @@ class Searcher:
             others = fuse(signal_scores, settings.method, {**bridged, **settings.weights}, settings.param)
             signal_scores[ATTRIBUTES] = _attribute_scores(understood, rows, others)
         return Scored(signal_scores, rows, bridged, understood)
+
+    def _media(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
+        """{product: {"image": paths, "audio": paths}} in catalog order."""
+        media: dict[str, dict[str, list[str]]] = {pid: {"image": [], "audio": []} for pid in ids}
+        sql = "SELECT product_id, kind, path FROM media WHERE product_id IN ({marks}) ORDER BY product_id, kind, position"
+        for pid, kind, path in self.store.select_in(sql, ids):
+            media[pid][kind].append(path)
+        return media
 
     def _rows(self, ids: set[str]) -> dict[str, Any]:
         """The catalog rows of ``ids`` that still exist."""
