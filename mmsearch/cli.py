@@ -399,10 +399,18 @@ def eval_(
     store: StoreOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
+    report_dir: Annotated[
+        Optional[Path], typer.Option("--report", metavar="DIR", help="Also write an HTML report (DIR/index.html, report.json, media/) that opens from disk.")
+    ] = None,
+    compare: Annotated[
+        Optional[Path], typer.Option("--compare", metavar="REPORT.json", help="With --report: show per-query wins and losses against an earlier report.json.")
+    ] = None,
 ) -> None:
     """Score the search against relevance judgments: recall, precision, f1, ndcg @k, map, mrr, latency.
 
     Example: mmsearch eval --queries sample_data/queries.csv --qrels sample_data/qrels.csv -k 1 -k 10 --fail-under ndcg@10=0.5
+
+    Example: mmsearch eval --queries q.csv --qrels r.csv --report new-report --compare old-report/report.json
     """
     from .encoders import parse_modalities
     from .evaluation import (
@@ -417,12 +425,22 @@ def eval_(
 
     ks = k or list(DEFAULT_KS)
     thresholds = parse_thresholds(fail_under, ks)
+    if compare is not None and report_dir is None:
+        raise MMSearchError("--compare needs --report DIR: the comparison is part of the report", ExitCode.USAGE)
     signals = parse_modalities(modality, SIGNALS) if modality is not None else None
     searcher = Searcher(Store(resolve_store_path(store), read_only=True))
+    asked = read_queries(queries)
+    other = None
+    if report_dir is not None:  # the options are checked before the evaluation runs
+        from . import report as html_report
+
+        if compare is not None:
+            other = (compare, html_report.read_other(compare, ks, [q.id for q in asked]))
+        html_report.prepare_folder(report_dir)
     with _progress(quiet or json_out) as progress:
         report = evaluate(
             searcher,
-            read_queries(queries),
+            asked,
             read_qrels(qrels),
             ks=ks,
             fusion=fusion.value if fusion else None,
@@ -436,6 +454,10 @@ def eval_(
         render.eval_report(out, report)
     if summary := report.skipped_summary():
         err.print(f"[yellow]not scored:[/yellow] {escape(summary)}", highlight=False)
+    if report_dir is not None:
+        page = html_report.write_report(report_dir, report, searcher, ks[0], other)
+        if not quiet:
+            err.print(f"report: {escape(str(page))}", highlight=False)
     failed = below_thresholds(report.metrics, thresholds)
     for message in failed:
         err.print(f"[bold red]below threshold:[/bold red] {message}", highlight=False)

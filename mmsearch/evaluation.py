@@ -24,7 +24,7 @@ from .encoders import parse_modalities
 from .errors import ExitCode, MMSearchError
 from .filters import Filters
 from .options import parse_pairs
-from .search import SIGNALS, Query, Searcher
+from .search import SIGNALS, Query, Result, Searcher
 
 RUN_DEPTH = 100  # map and mrr are computed over this many results
 DEFAULT_KS = (10,)
@@ -58,6 +58,14 @@ class EvalReport:
     skipped: dict[str, list[Any]] = field(default_factory=dict)
     #: the fusion settings the queries ran with (FusionSettings.to_dict)
     fusion: dict[str, Any] = field(default_factory=dict)
+    #: what `eval --report` shows besides the numbers (report.py), kept from the one run
+    #: that was scored: the scored queries, their judgments (of products the store holds),
+    #: each one's ranking as scored ({product: score}, to RUN_DEPTH) and its first max(k)
+    #: results in full
+    scored: list[EvalQuery] = field(default_factory=list, repr=False)
+    judgments: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+    run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    rankings: dict[str, list[Result]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         k = self.k[0] if len(self.k) == 1 else self.k
@@ -201,6 +209,7 @@ def evaluate(
         )
     depth = max(RUN_DEPTH, *ks)
     run: dict[str, dict[str, float]] = {}
+    rankings: dict[str, list[Result]] = {}
     latencies = []
     # Load each query kind's models before timing, so latency is search, not start-up.
     kinds = {(bool(q.query.text), bool(q.query.image), bool(q.query.audio)): q for q in judged}
@@ -215,6 +224,7 @@ def evaluate(
         latencies.append(time.perf_counter() - started)
         # trec_eval orders by score and breaks ties by doc id: give strictly falling scores.
         run[q.id] = {r.id: float(depth - r.rank + 1) for r in results}
+        rankings[q.id] = results[: ks[-1]]
         if progress:
             progress.advance(task)
     per_query = score_run(run, qrels, ks)
@@ -231,6 +241,10 @@ def evaluate(
         per_query=per_query,
         skipped=skipped,
         fusion=settings,
+        scored=judged,
+        judgments=qrels,
+        run=run,
+        rankings=rankings,
     )
 
 

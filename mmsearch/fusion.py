@@ -74,7 +74,7 @@ class FusionSettings:
 
     def describe(self) -> str:
         """One line for reports: 'zscore, weights lexical=2 (default)'."""
-        param = f" k={self.param:g}" if self.method == "rrf" else ""
+        param = f" k={RRF_K if self.param is None else self.param:g}" if self.method == "rrf" else ""
         weights = ", ".join(f"{s}={w:g}" for s, w in sorted(self.weights.items())) or "all 1"
         return f"{self.method}{param}, weights {weights} ({self.source})"
 
