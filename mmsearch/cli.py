@@ -360,6 +360,36 @@ def query(
         err.print(f"[yellow]note:[/yellow] {escape(no_match_hint(searcher.store, filters))}", highlight=False)
 
 
+@app.command()
+@_command
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: a free one, printed).")] = 8765,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest query image or sound clip accepted, in MiB.")] = 20.0,
+    threads: ThreadsOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Serve search over HTTP: a JSON API, a search page and the docs at /docs.
+
+    One process loads the index and the models once; a new generation published by
+    `mmsearch index` is picked up by the next request, without a restart.
+
+    Example: mmsearch serve --port 8765   (then open http://127.0.0.1:8765/)
+    """
+    from .encoders import set_threads
+    from .serve import MB, create_app, listen, run, url
+
+    set_threads(threads)
+    path = resolve_store_path(store)
+    server = create_app(path, max_upload_bytes=int(max_upload_mb * MB), warm=True)
+    sock = listen(host, port)
+    err.print(f"serving {path} on {url(sock)}", markup=False, highlight=False)
+    try:
+        run(server, sock)
+    except KeyboardInterrupt:
+        err.print("stopped", highlight=False)
+
+
 @app.command("eval")
 @_command
 def eval_(
