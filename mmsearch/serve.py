@@ -599,10 +599,10 @@ def create_app(store_path: Path, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB *
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def search_page_upload(request: Request) -> HTMLResponse:
         try:
-            form = await request.form()
-        except HTTPException as exc:
+            async with request.form() as form:  # its spooled files are closed after
+                return await show(form, form.getlist, _given(form.get("file")))
+        except HTTPException as exc:  # the body went over the limit while it was read
             return await page.render(PageState(error=one_line(exc.detail), status=exc.status_code))
-        return await show(form, form.getlist, _given(form.get("file")))
 
     return app
 
