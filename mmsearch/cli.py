@@ -7,7 +7,6 @@ import functools
 import gc
 import json
 import logging
-import math
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -37,7 +36,6 @@ from .backends import (
 )
 from .errors import ExitCode, MMSearchError
 from .fusion import FUSIONS
-from .options import parse_pairs
 from .store import STORE_ENV, Store, resolve_store_path
 
 app = typer.Typer(
@@ -290,31 +288,6 @@ def index(
         render.index_report(out, report)
 
 
-def _weights(items: list[str]) -> dict[str, float]:
-    """--weight SIGNAL=W: a known signal and a finite weight ≥ 0 (a negative or NaN
-    weight returned nothing, an unknown signal was silently ignored)."""
-    from .search import SIGNALS
-
-    weights = {}
-    for signal, value in parse_pairs(items, "--weight", "image=0.5").items():
-        try:
-            weight = float(value)
-        except ValueError:
-            weight = math.nan
-        if signal not in SIGNALS:
-            raise MMSearchError(f"--weight {signal}={value}: unknown signal; use one of {', '.join(SIGNALS)}", ExitCode.USAGE)
-        if not math.isfinite(weight) or weight < 0:
-            raise MMSearchError(f"--weight {signal}={value}: a weight is a number ≥ 0, e.g. --weight image=0.5", ExitCode.USAGE)
-        weights[signal] = weight
-    return weights
-
-
-def _filters(category: str | None, brand: str | None, min_price: float | None, max_price: float | None, where: list[str]):
-    from .filters import Filters
-
-    return Filters(category, brand, min_price, max_price, parse_pairs(where, "--where", "gender=Women"))
-
-
 CategoryOpt = Annotated[Optional[str], typer.Option(help="Only products of this category.")]
 BrandOpt = Annotated[Optional[str], typer.Option(help="Only products of this brand.")]
 MinPriceOpt = Annotated[Optional[float], typer.Option(help="Only products priced at least this.")]
@@ -356,16 +329,17 @@ def query(
               mmsearch query 'red dress' --html results.html
     """
     from .encoders import parse_modalities, set_threads
-    from .filters import check_filters, no_match_hint
+    from .filters import Filters, check_filters, no_match_hint
+    from .fusion import parse_weights
     from .search import SIGNALS, Query, Searcher
 
     set_threads(threads)
-    filters = _filters(category, brand, min_price, max_price, where)
+    filters = Filters.from_options(category, brand, min_price, max_price, where)
     signals = parse_modalities(modality, SIGNALS) if modality is not None else None
     searcher = Searcher(Store(resolve_store_path(store), read_only=True))
     search = searcher.explain if explain else searcher.search
     answer = search(
-        Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value if fusion else None, weights=_weights(weight)
+        Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value if fusion else None, weights=parse_weights(weight, SIGNALS)
     )
     understood, found = answer if explain else (None, answer)
     if html is not None:
@@ -384,6 +358,36 @@ def query(
         render.results(out, found)
     if not found and not filters.is_empty():
         err.print(f"[yellow]note:[/yellow] {escape(no_match_hint(searcher.store, filters))}", highlight=False)
+
+
+@app.command()
+@_command
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: a free one, printed).")] = 8765,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest query image or sound clip accepted, in MiB.")] = 20.0,
+    threads: ThreadsOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Serve search over HTTP: a JSON API, a search page and the docs at /docs.
+
+    One process loads the index and the models once; a new generation published by
+    `mmsearch index` is picked up by the next request, without a restart.
+
+    Example: mmsearch serve --port 8765   (then open http://127.0.0.1:8765/)
+    """
+    from .encoders import set_threads
+    from .serve import MB, create_app, listen, run, url
+
+    set_threads(threads)
+    path = resolve_store_path(store)
+    server = create_app(path, max_upload_bytes=int(max_upload_mb * MB), warm=True)
+    sock = listen(host, port)
+    err.print(f"serving {path} on {url(sock)}", markup=False, highlight=False)
+    try:
+        run(server, sock)
+    except KeyboardInterrupt:
+        err.print("stopped", highlight=False)
 
 
 @app.command("eval")
@@ -421,6 +425,7 @@ def eval_(
         read_qrels,
         read_queries,
     )
+    from .fusion import parse_weights
     from .search import SIGNALS, Searcher
 
     ks = k or list(DEFAULT_KS)
@@ -446,7 +451,7 @@ def eval_(
             fusion=fusion.value if fusion else None,
             modalities=signals,
             progress=progress or None,
-            weights=_weights(weight),
+            weights=parse_weights(weight, SIGNALS),
         )
     if json_out:
         _print_json(report.to_dict())

@@ -12,10 +12,12 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ExitCode, MMSearchError
+from .options import parse_pairs
 
 if TYPE_CHECKING:
     from .store import Store
@@ -55,6 +57,18 @@ class Filters:
             raise MMSearchError(
                 f"--min-price {self.min_price:g} is above --max-price {self.max_price:g}: no price can be both", ExitCode.USAGE
             )
+
+    @classmethod
+    def from_options(
+        cls,
+        category: str | None = None,
+        brand: str | None = None,
+        min_price: float | None = None,
+        max_price: float | None = None,
+        where: Iterable[str] = (),
+    ) -> "Filters":
+        """Filters from the options of `query` and of the server (``where``: COLUMN=VALUE items)."""
+        return cls(category, brand, min_price, max_price, parse_pairs(where, "--where", "gender=Women"))
 
     def _equalities(self) -> list[tuple[str, str]]:
         return [(c, v) for c, v in (("category", self.category), ("brand", self.brand), *self.where.items()) if v is not None]

@@ -19,11 +19,12 @@ penalised for lacking them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import MMSearchError
+from .errors import ExitCode, MMSearchError
+from .options import parse_pairs
 
 RRF_K = 60
 FUSIONS = ("rrf", "weighted", "zscore")
@@ -77,6 +78,24 @@ class FusionSettings:
         param = f" k={RRF_K if self.param is None else self.param:g}" if self.method == "rrf" else ""
         weights = ", ".join(f"{s}={w:g}" for s, w in sorted(self.weights.items())) or "all 1"
         return f"{self.method}{param}, weights {weights} ({self.source})"
+
+
+def parse_weights(items: Iterable[str], signals: Sequence[str]) -> dict[str, float]:
+    """{signal: weight} from --weight SIGNAL=W items: a signal of ``signals`` and a
+    finite weight >= 0 (a negative or NaN weight returned nothing, an unknown signal was
+    silently ignored)."""
+    weights = {}
+    for signal, value in parse_pairs(items, "--weight", "image=0.5").items():
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = math.nan
+        if signal not in signals:
+            raise MMSearchError(f"--weight {signal}={value}: unknown signal; use one of {', '.join(signals)}", ExitCode.USAGE)
+        if not math.isfinite(weight) or weight < 0:
+            raise MMSearchError(f"--weight {signal}={value}: a weight is a number ≥ 0, e.g. --weight image=0.5", ExitCode.USAGE)
+        weights[signal] = weight
+    return weights
 
 
 def _ranks(scores: Mapping[str, float]) -> dict[str, int]:

@@ -191,6 +191,14 @@ class Searcher:
             self._encoders[modality] = encoder if encoder.id == model["id"] else load_encoder(modality, model["id"])
         return self._encoders[modality]
 
+    def adopt_encoders(self, other: "Searcher") -> None:
+        """Use ``other``'s loaded encoders for the modalities whose model this generation
+        also uses: a server moving to a new generation does not load its models again."""
+        for modality, encoder in other._encoders.items():
+            entry = self.manifest["parts"].get(modality)
+            if entry is not None and entry["model"]["id"] == other.manifest["parts"][modality]["model"]["id"]:
+                self._encoders.setdefault(modality, encoder)
+
     # -- query vectors ---------------------------------------------------------
     def query_vectors(self, query: Query, signals: Sequence[str] = SIGNALS) -> dict[str, tuple[str, np.ndarray]]:
         """{signal: (index part, (n, dim) query vectors)} for every dense signal in
