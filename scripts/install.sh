@@ -7,3 +7,12 @@ python3 -m venv .venv
 .venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
 # hnswlib compiles from source; NO_NATIVE keeps the build portable across CPUs.
 HNSWLIB_NO_NATIVE=1 .venv/bin/pip install -q -e '.[test]'
+# The browser tests drive Debian's Chromium through Playwright (no browser download);
+# without it they skip, except in CI, where .ci/run makes them required.
+if ! command -v chromium >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  if ! { command -v apt-get >/dev/null 2>&1 && $sudo apt-get install -y -q chromium >/dev/null; }; then
+    echo "note: could not install Debian's chromium: the browser tests will skip" >&2
+  fi
+fi

@@ -7,7 +7,7 @@ the models find); ``fake_store`` is the same catalog built with the deterministi
 The CLI: ``run_cli`` runs a command in this process through typer's CliRunner, or with
 ``subprocess=True`` as its own ``python -m mmsearch`` process, for what only a process
 shows (signals, locks between processes, imports, start-up, the network); ``spawn``
-starts one in the background.
+starts one in the background, ``serve`` a real `mmsearch serve` for HTTP and browser tests.
 
 Tiers (markers, registered in pyproject.toml): ``slow`` loads the real models or runs
 the CLI end to end in processes, ``milvus`` needs a Milvus server, ``fuzz`` is the long
@@ -22,12 +22,14 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess as sp
 import sys
 import time
 import traceback
 import warnings
 from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -157,6 +159,27 @@ def spawn(*args: str, store: Path, logs: Path, env: Mapping[str, str] | None = N
 def output(proc: sp.Popen) -> str:
     log = proc.log  # type: ignore[attr-defined]
     return f"stdout:\n{Path(f'{log}.out').read_text()}\nstderr:\n{Path(f'{log}.err').read_text()}"
+
+
+@contextmanager
+def serve(store: Path, logs: Path, timeout: float = 180) -> Iterator[str]:
+    """A real `mmsearch serve --port 0` process on ``store``; yields its URL, read from
+    the line it prints once it listens (after loading the models). On exit it gets
+    Ctrl-C and must stop cleanly: exit 0, no traceback."""
+    proc = spawn("serve", "--port", "0", store=store, logs=logs)
+    try:
+        err = Path(f"{proc.log}.err")  # type: ignore[attr-defined]
+        deadline = time.monotonic() + timeout
+        while not (match := re.search(r"^serving (.+) on (http://127\.0\.0\.1:\d+)$", err.read_text(), re.M)):
+            assert proc.poll() is None and time.monotonic() < deadline, output(proc)
+            time.sleep(0.1)
+        assert match[1] == str(store)
+        yield match[2]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+    assert code == 0, output(proc)
+    assert "Traceback" not in output(proc)
 
 
 IMPORTS_PROBE = """

@@ -29,7 +29,8 @@ def test_demo_pipeline_from_a_fresh_store(tmp_path):
 
     text = run_json("query", "red coffee mug", "-k", "3", store=store)
     assert text[0]["id"] == "p001"
-    assert set(text[0]) == {"rank", "id", "title", "category", "brand", "price", "score", "scores"}
+    assert set(text[0]) == {"rank", "id", "title", "category", "brand", "price", "score", "scores", "images", "audio"}
+    assert text[0]["images"] == [str((SAMPLE / "images" / "p001.png").resolve())] and text[0]["audio"] == []
     assert run_json("query", "--image", str(SAMPLE / "queries/q_p014.png"), "-k", "3", store=store)[0]["id"] == "p014"
     assert run_json("query", "--audio", str(SAMPLE / "queries/q_p018.wav"), "-k", "3", store=store)[0]["id"] == "p018"
     table = run_cli("query", "wireless doorbell", "-k", "2", store=store).stdout

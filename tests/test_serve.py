@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import sqlite3
 import tempfile
@@ -25,7 +24,8 @@ from fastapi.testclient import TestClient
 from mmsearch import Store, build_index, embed, ingest, serve
 from mmsearch.views import media_url
 
-from .conftest import FAKE_MODELS, SAMPLE, cli_imports, output, run_cli, spawn
+from .conftest import FAKE_MODELS, SAMPLE, cli_imports, run_cli
+from .conftest import serve as serve_process
 
 PHOTO = SAMPLE / "images" / "p007.png"
 CLIP = SAMPLE / "audio" / "p025.wav"
@@ -438,26 +438,13 @@ def test_serve_fails_in_one_line_without_an_index_or_a_port(tmp_path, fake_store
 
 @pytest.mark.slow
 def test_the_serve_command_answers_over_http(sample_store, tmp_path):
-    proc = spawn("serve", "--port", "0", store=sample_store, logs=tmp_path / "logs")
-    try:
-        err = Path(f"{proc.log}.err")  # type: ignore[attr-defined]
-        deadline = time.monotonic() + 180  # loads the real models first
-        while not (match := re.search(r"^serving (.+) on (http://127\.0\.0\.1:\d+)$", err.read_text(), re.M)):
-            assert proc.poll() is None and time.monotonic() < deadline, output(proc)
-            time.sleep(0.1)
-        assert match[1] == str(sample_store)
-        with httpx.Client(base_url=match[2], timeout=60) as http:
-            health = http.get("/api/health").json()
-            found = http.get("/api/search", params={"q": "red coffee mug", "k": 3}).json()
-            with open(SAMPLE / "queries" / "q_p014.png", "rb") as fh:
-                photo = http.post("/api/search", files={"image": ("q.png", fh, "image/png")}, data={"k": "3"}).json()
-            page = http.get("/", params={"q": "red coffee mug"})
-            image = http.get(found["results"][0]["images"][0])
-        assert health["products"] == 30 and health["generation"] == found["generation"]
-        assert found["results"][0]["id"] == "p001" and photo["results"][0]["id"] == "p014"
-        assert 'data-id="p001"' in page.text and image.content == (SAMPLE / "images" / "p001.png").read_bytes()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
-    assert code == 0, output(proc)
-    assert "Traceback" not in output(proc)
+    with serve_process(sample_store, tmp_path / "logs") as url, httpx.Client(base_url=url, timeout=60) as http:
+        health = http.get("/api/health").json()
+        found = http.get("/api/search", params={"q": "red coffee mug", "k": 3}).json()
+        with open(SAMPLE / "queries" / "q_p014.png", "rb") as fh:
+            photo = http.post("/api/search", files={"image": ("q.png", fh, "image/png")}, data={"k": "3"}).json()
+        page = http.get("/", params={"q": "red coffee mug"})
+        image = http.get(found["results"][0]["images"][0])
+    assert health["products"] == 30 and health["generation"] == found["generation"]
+    assert found["results"][0]["id"] == "p001" and photo["results"][0]["id"] == "p014"
+    assert 'data-id="p001"' in page.text and image.content == (SAMPLE / "images" / "p001.png").read_bytes()
