@@ -190,7 +190,7 @@ def load(store: Path, queries: list[str], clients: int, seconds: float) -> dict[
 
 def markdown(results: dict[str, Any]) -> str:
     lat, ld = results["latency"], results["load"]
-    rebuilds = ", ".join(f"{r['wall_s']:.0f} s at {r['at_s']:.0f} s" for r in ld["republished"])
+    rebuilds = "; ".join(f"{r['wall_s']:.0f} s, done at {r['at_s']:.0f} s" for r in ld["republished"])
     rows = [f"| {name} | {lat[name]['n']} | {lat[name]['p50_ms']:.1f} | {lat[name]['p95_ms']:.1f} |" for name in ("text", "image")]
     return "\n".join(
         [
@@ -205,7 +205,7 @@ def markdown(results: dict[str, Any]) -> str:
             *rows,
             "",
             f"Load: dev store, {ld['clients']} clients for {ld['seconds']:.0f} s while `mmsearch index` republished twice "
-            f"({rebuilds}).",
+            f"({rebuilds}). Every answer is checked: status 200, and one answer per query per generation.",
             "",
             "| requests | failed | req/s | p50 ms | p95 ms | p99 ms | generations seen | queries answered two ways in one generation |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",
