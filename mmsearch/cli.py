@@ -193,7 +193,7 @@ def ingest(
 def embed(
     text_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model name or path [default: all-MiniLM-L6-v2, bundled]")] = None,
     image_model: Annotated[Optional[str], typer.Option(help="Image model [default: efficientnet_lite0, bundled]")] = None,
-    audio_model: Annotated[Optional[str], typer.Option(help="Audio model [default: librosa-mfcc]")] = None,
+    audio_model: Annotated[Optional[str], typer.Option(help="Audio model: librosa-mfcc or yamnet [default: librosa-mfcc]")] = None,
     text_fields: Annotated[
         Optional[str], typer.Option(help="Comma list of fields/attribute columns to embed as text, or all [default: the store's, else all]")
     ] = None,
@@ -228,10 +228,14 @@ def embed(
             kind = "rebuild" if r.continued["rebuild"] else "switch to model"
             note = f"note: continued the interrupted {name} {kind} {r.continued['name']} started {r.continued['started']}"
             err.print(note, markup=False, highlight=False)
+    if report.sounds and report.sounds.skipped:
+        err.print(f"note: sound tags skipped: {report.sounds.skipped}", markup=False, highlight=False)
     if json_out:
+        sounds = report.sounds and {**report.sounds.__dict__, "per_second": report.sounds.per_second}
         _print_json(
             {
                 "modalities": {m: {**r.__dict__, "per_second": r.per_second} for m, r in report.modalities.items()},
+                "sounds": sounds,
                 "failures": [f.__dict__ for f in report.failures],
             }
         )

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from . import sound
 from .catalog import TEXT_FIELDS, iter_products, product_text
 from .duplicates import image_facts
-from .encoders import MODALITIES, Encoder, load_encoder
+from .encoders import MODALITIES, Encoder, encoder_family, load_encoder
 from .errors import ExitCode, MMSearchError
 from .filters import attribute_columns, did_you_mean
 from .media import FileHashes, MediaError, load_audio, load_image
@@ -98,6 +99,8 @@ class ModalityReport:
 class EmbedReport:
     modalities: dict[str, ModalityReport] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    #: the sound analysis step (sound.py), when audio was embedded
+    sounds: sound.SoundReport | None = None
 
 
 def _decode(modality: str, source: str) -> Any:
@@ -269,7 +272,8 @@ def embed(
     rebuild: bool = False,
     batch_size: int | None = None,
 ) -> EmbedReport:
-    """Bring every modality's vectors up to date with the catalog and the chosen models.
+    """Bring every modality's vectors up to date with the catalog and the chosen models,
+    then (when audio is embedded) the clips' sound analysis (sound.py).
 
     ``text_fields`` None keeps the store's; ``["all"]`` is the default (see
     ``check_text_fields``). ``rebuild`` embeds ``modalities`` again from scratch,
@@ -295,6 +299,8 @@ def embed(
             _finish_rebuild(store, manifest, modality, marker)
         else:
             store.write_manifest(manifest)
+    if "audio" in modalities and encoder_family("audio", specs["audio"]).name != "fake":  # test stores load no model
+        report.sounds = sound.analyse(store, wanted_items(store, "audio", text_fields), progress)
     return report
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import sound
 from .errors import ExitCode, MMSearchError
 from .options import parse_pairs
 
@@ -82,6 +83,10 @@ class Filters:
         for column, value in self._equalities():
             if column in CORE_COLUMNS:
                 clauses.append(f"{column} = ? COLLATE NOCASE")
+            elif column == sound.COLUMN:  # the clips' tags (or a `sound` attribute)
+                values, values_params = sound.values_sql()
+                clauses.append(f"id IN (SELECT pid FROM ({values}) WHERE v = ? COLLATE NOCASE)")
+                params += values_params
             else:
                 clauses.append("json_extract(attributes, ?) = ? COLLATE NOCASE")
                 params.append(f'$."{column}"')
@@ -105,6 +110,12 @@ class Filters:
                 clauses.append(_price_equals(value))
             elif column in MILVUS_CORE_JSON:
                 clauses.append(f"core[{_literal(column)}] == {_literal(fold(value))}")
+            elif column == sound.COLUMN:
+                raise MMSearchError(
+                    f"--where {column}={value}: sound tags are not in Milvus; filter them with the hnswlib backend "
+                    "(`mmsearch index --backend hnswlib`)",
+                    ExitCode.USAGE,
+                )
             else:
                 clauses.append(f"attributes[{_literal(column)}] == {_literal(fold(value))}")
         if self.min_price is not None:
@@ -142,7 +153,9 @@ def attribute_columns(store: Store) -> list[str]:
 
 
 def filterable_columns(store: Store) -> list[str]:
-    return [*CORE_COLUMNS, *attribute_columns(store)]
+    """The core fields, the attribute columns, and ``sound`` once some clip is tagged."""
+    columns = [*CORE_COLUMNS, *attribute_columns(store)]
+    return columns + [sound.COLUMN] if sound.COLUMN not in columns and sound.has_tags(store.db) else columns
 
 
 def did_you_mean(name: str, names: list[str]) -> str:
@@ -152,19 +165,22 @@ def did_you_mean(name: str, names: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _value_expression(column: str) -> tuple[str, list[Any]]:
-    """SQL for a column's value in ``products``, as ``Filters.sql`` compares it."""
+def _values(column: str) -> tuple[str, list[Any]]:
+    """SQL of (pid, v) rows: each product's value of ``column`` as ``Filters.sql``
+    compares it (a product has several sound tags)."""
     if column in CORE_COLUMNS:
-        return column, []
-    return "json_extract(attributes, ?)", [f'$."{column}"']
+        return f"SELECT id AS pid, {column} AS v FROM products", []
+    if column == sound.COLUMN:
+        return sound.values_sql()
+    return "SELECT id AS pid, json_extract(attributes, ?) AS v FROM products", [f'$."{column}"']
 
 
 def common_values(store: Store, column: str, limit: int) -> list[tuple[Any, int]]:
     """The ``limit`` most frequent non-empty values of ``column`` (case folded as NOCASE
     compares them) with their product counts."""
-    expr, params = _value_expression(column)
+    values, params = _values(column)
     sql = (
-        f"SELECT {expr} AS v, count(*) AS n FROM products WHERE v IS NOT NULL AND v != '' "
+        f"SELECT v, count(*) AS n FROM ({values}) WHERE v IS NOT NULL AND v != '' "
         "GROUP BY v COLLATE NOCASE ORDER BY n DESC, v LIMIT ?"
     )
     return [(v, n) for v, n in store.db.execute(sql, [*params, limit])]
@@ -175,10 +191,8 @@ def column_summary(store: Store, examples: int = 3) -> dict[str, dict[str, Any]]
     (value, products); price also gets its range. Shown by `mmsearch status`."""
     out: dict[str, dict[str, Any]] = {}
     for column in filterable_columns(store):
-        expr, params = _value_expression(column)
-        distinct = store.db.execute(
-            f"SELECT count(DISTINCT {expr} COLLATE NOCASE) FROM products WHERE {expr} != ''", [*params, *params]
-        ).fetchone()[0]
+        values, params = _values(column)
+        distinct = store.db.execute(f"SELECT count(DISTINCT v COLLATE NOCASE) FROM ({values}) WHERE v != ''", params).fetchone()[0]
         out[column] = {"distinct": distinct, "examples": [list(pair) for pair in common_values(store, column, examples)]}
     low, high = store.db.execute("SELECT min(price), max(price) FROM products").fetchone()
     out["price"] |= {"min": low, "max": high}

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import duplicates, generations
+from . import duplicates, generations, sound
 from .audio_rerank import SEQ_PART, SEQ_VERSION, audio_frames, write_part
 from .backends import (
     BACKENDS,
@@ -37,7 +37,7 @@ from .backends import (
 )
 from .bridge import Bridge, ZeroShotBridge, bridge_id, make_bridge
 from .embedding import record_missing_facts, wanted_items
-from .encoders import MODALITIES
+from .encoders import MODALITIES, load_encoder
 from .encoders.audio import DEFAULT_AUDIO_MODEL
 from .errors import MMSearchError
 from .generations import BRIDGE, BRIDGED, LEXICAL
@@ -137,6 +137,8 @@ class PartPlanner:
             plans.append(self._sequence_plan(kept["audio"]))
         if kept.get("image") and kept.get("text"):
             plans += self._bridge_plans(kept)
+        if kept.get("text") and (tagged := sound.scored_items(self.store.db, self.items.items("audio"))):
+            plans.append(self._sound_plan(tagged))
         if kept.get("image"):
             plans.append(self._duplicate_plan(kept["image"]))
         if any(self.items.texts.values()):  # bm25s cannot index a corpus of empty texts
@@ -223,13 +225,30 @@ class PartPlanner:
             *(bridged(name, modality) for name, modality in BRIDGED.items()),
         ]
 
+    def _sound_plan(self, items: list[Item]) -> PartPlan:
+        """``audio_x``: the clips' class scores in the text model's space (sound.py), so a
+        text query reaches products by what their clips sound like."""
+        text_model = self.items.models["text"]
+        identity = sound.bridge_id(text_model["id"])
+        labels: list[np.ndarray] = []
+
+        def projected(some: list[Item]) -> np.ndarray:
+            if not labels:  # the class names are encoded once, only when the part is built
+                labels.append(sound.label_vectors(load_encoder("text", text_model["name"])))
+            return sound.text_space(sound.item_scores(self.store, some), labels[0])
+
+        def write(folder: Path) -> tuple[dict[str, Any], Synced | None]:
+            return self._write_vectors(folder, sound.PART, items, projected, {"name": "sound", "id": identity})
+
+        return PartPlan(sound.PART, self._vector_fingerprint(identity, items), len(items), write)
+
     def _duplicate_plan(self, items: list[Item]) -> PartPlan:
         facts = duplicates.stored_facts(self.store.db, items)
         fingerprint = _fingerprint("phash", [(pid, w, h, p.hex()) for pid, w, h, p in facts])
         return PartPlan(duplicates.PART, fingerprint, len(facts), lambda folder: (duplicates.write_part(folder, facts), None))
 
     def _lexical_plan(self) -> PartPlan:
-        docs = list(self.items.texts.items())
+        docs = [(pid, text) for pid, text in self.items.texts.items() if text]  # no text: not scored 0, left out
         vocabulary = catalog_vocabulary(self.store)  # kept beside BM25 for query understanding
 
         def write(folder: Path) -> tuple[dict[str, Any], None]:

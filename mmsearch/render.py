@@ -66,6 +66,8 @@ def embed_report(console: Console, report: EmbedReport) -> None:
         table.add_column(name, justify="right")
     for modality, r in report.modalities.items():
         table.add_row(modality, str(r.wanted), str(r.embedded), str(r.failed), f"{r.seconds:.1f}", f"{r.per_second:.1f}")
+    if (s := report.sounds) and not s.skipped:
+        table.add_row("sound tags", str(s.wanted), str(s.analysed), str(s.failed), f"{s.seconds:.1f}", f"{s.per_second:.1f}")
     console.print(table)
     for f in report.failures:
         console.print(f"[red]skipped[/red] {f.modality} {_text(f.path)}: {_text(f.reason)}", highlight=False)
@@ -114,10 +116,11 @@ def results(console: Console, results: list[Result]) -> None:
     """The results table; with --explain, each signal's score is followed by its share of
     the fused score (score/share)."""
     signals = list(results[0].scores) if results else []
+    sounds = ["sounds"] if any(r.sounds for r in results) else []
     table = Table()
-    for name in ("rank", "id", "title", "category", "price", "score", *signals):
+    for name in ("rank", "id", "title", "category", "price", "score", *signals, *sounds):
         table.add_column(
-            name, justify="right" if name not in ("id", "title", "category") else "left", min_width=24 if name == "title" else None
+            name, justify="right" if name not in ("id", "title", "category", "sounds") else "left", min_width=24 if name == "title" else None
         )
     for r in results:
         table.add_row(
@@ -128,6 +131,7 @@ def results(console: Console, results: list[Result]) -> None:
             _fmt(r.price, 2),
             _fmt(r.score),
             *(_score(r, s) for s in signals),
+            *([_text(", ".join(r.sounds))] if sounds else []),
         )
     console.print(table if results else "[yellow]no results[/yellow]")
 

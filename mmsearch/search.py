@@ -1,8 +1,9 @@
 """Search: encode a query, ask every index it can reach, fuse the per-product scores.
 
 Signals: ``lexical`` (BM25 over product text), ``text`` (dense text), ``image`` and
-``audio`` (dense, one vector per media file; a product scores its best file),
-``duplicate`` (an image query's perceptual hash against the catalog's: see
+``audio`` (dense, one vector per media file; a product scores its best file; a text
+query reaches images through the bridge and clips through what they sound like,
+sound.py), ``duplicate`` (an image query's perceptual hash against the catalog's: see
 duplicates.py; a near-duplicate of the query picture ranks first), and ``attributes``
 (catalog values the query names, understanding.py). Each signal but ``attributes``
 nominates candidates among the products that pass the filters; every candidate is then
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import generations
+from . import generations, sound
 from .audio_rerank import DEPTH, SEQ_PART, SequencePart
 from .backends import Scope, open_part
 from .bridge import load_bridge
@@ -100,6 +101,8 @@ class Result:
     #: the product's media files as the catalog registered them (resolved paths, in order)
     images: list[str] = dataclasses.field(default_factory=list)
     audio: list[str] = dataclasses.field(default_factory=list)
+    #: what its clips sound like (sound.py's tags), best first; empty without tagged clips
+    sounds: list[str] = dataclasses.field(default_factory=list)
 
     def media(self, kind: str) -> list[str]:
         """The product's "image" or "audio" files."""
@@ -109,6 +112,8 @@ class Result:
         out = asdict(self)
         if self.contributions is None:
             del out["contributions"]
+        if not self.sounds:
+            del out["sounds"]
         return out
 
 
@@ -208,7 +213,9 @@ class Searcher:
         loads no model."""
         out: dict[str, tuple[str, np.ndarray]] = {}
         bridge = self.part(BRIDGE) if {"text", "image"} & set(signals) else None
-        needs_text = "text" in signals or ("image" in signals and bridge is not None and not query.image)
+        # a text query reaches clips through what they sound like, unless it brings a clip
+        sounds = self.part(sound.PART) if "audio" in signals and query.text and not query.audio else None
+        needs_text = "text" in signals or ("image" in signals and bridge is not None and not query.image) or sounds is not None
         needs_image = "image" in signals or ("text" in signals and bridge is not None and not query.text)
         text_vector = image_vector = None
         if query.text and needs_text and self.part("text"):
@@ -227,6 +234,8 @@ class Searcher:
             if "text" in signals and "text" not in out and image_vector is not None:
                 # one vector per catalog size, all of the same picture (colour features read it)
                 out["text"] = ("text_x", bridge.image_items(image_vector, [self.query_image(query.image)] * len(image_vector)))
+        if sounds is not None and text_vector is not None:
+            out["audio"] = (sound.PART, text_vector)
         if query.like:
             for name, vectors in self._like_vectors(query.like, signals).items():
                 out.setdefault(name, (name, vectors))
@@ -330,6 +339,7 @@ class Searcher:
         shares = _contributions(scored.signals, settings.method, settings.param, weights, top) if explain else {}
         rows = scored.rows
         media = self._media(top)
+        sounds = sound.product_sounds(self.store, top)
         return scored.understood, [
             Result(
                 rank=rank,
@@ -343,6 +353,7 @@ class Searcher:
                 contributions=shares.get(pid),
                 images=media[pid]["image"],
                 audio=media[pid]["audio"],
+                sounds=sounds.get(pid, []),
             )
             for rank, pid in enumerate(top, start=1)
         ]
@@ -420,7 +431,7 @@ class Searcher:
             signal_scores["audio"] = sequences.rerank(frames, signal_scores["audio"])
         if near:
             signal_scores[DUPLICATE] = {p: s for p, s in near.items() if p in candidates}
-        bridged = {signal: BRIDGED_WEIGHT for signal, (part_name, _) in vectors.items() if part_name in BRIDGED}
+        bridged = {signal: BRIDGED_WEIGHT for signal, (part_name, _) in vectors.items() if part_name in (*BRIDGED, sound.PART)}
         if understood is not None and understood.values:
             # ties of the attribute share are ordered by the other signals, fused the store's way
             settings = self.fusion_settings

@@ -141,6 +141,7 @@ class ResultBody(BaseModel):
     contributions: dict[str, float] | None = Field(None, description="With explain: each signal's share of score.")
     images: list[str] = Field(description="URLs of the product's images, in catalog order.")
     audio: list[str] = Field(description="URLs of the product's audio files.")
+    sounds: list[str] | None = Field(None, description="What the product's clips sound like (AudioSet classes), when tagged.")
 
 
 class SearchBody(BaseModel):

@@ -100,6 +100,16 @@ CREATE TABLE IF NOT EXISTS image_info (     -- duplicates.py: each image's size 
     phash BLOB NOT NULL                     -- 256-bit phash of the image, then of its 90 % centre crop
 );
 """
+#: a table added after stores of this format were written: a reader of a store that no
+#: writer has opened since sees it empty (as a TEMP table), so queries need no special case
+SOUND_INFO = """
+CREATE TABLE IF NOT EXISTS sound_info (     -- sound.py: each audio clip's AudioSet class scores and tags
+    content_hash TEXT PRIMARY KEY,          -- sha256 of the audio file
+    analysis TEXT NOT NULL,                 -- sound.ANALYSIS that made the row
+    scores BLOB NOT NULL,                   -- little-endian float16, one per YAMNet class
+    tags TEXT NOT NULL                      -- JSON list of class names, best first
+);
+"""
 
 
 def resolve_store_path(path: Path | str | None) -> Path:
@@ -211,6 +221,8 @@ class Store:
         db.row_factory = sqlite3.Row
         try:
             self._check_format(db.execute("PRAGMA user_version").fetchone()[0] or UNRECORDED_FORMAT, self.db_path)
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sound_info'").fetchone() is None:
+                db.execute(SOUND_INFO.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1))
         except BaseException:
             db.close()
             raise
@@ -226,7 +238,7 @@ class Store:
             self._check_format(recorded or (FORMAT_VERSION if fresh else UNRECORDED_FORMAT), self.db_path)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(SCHEMA)
+            db.executescript(SCHEMA + SOUND_INFO)
             if recorded != FORMAT_VERSION:
                 db.execute(f"PRAGMA user_version = {int(FORMAT_VERSION)}")
         except BaseException:

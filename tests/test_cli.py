@@ -20,7 +20,7 @@ def test_demo_pipeline_from_a_fresh_store(tmp_path):
     embedded = run_json("embed", store=store)["modalities"]
     assert {m: r["embedded"] for m, r in embedded.items()} == {"text": 30, "image": 34, "audio": 10}
     indexed = run_json("index", store=store)
-    assert indexed["counts"] == {"text": 30, "image": 34, "audio": 10, "lexical": 30, "bridge": 0, "image_x": 34, "text_x": 30, "duplicate": 34, "audio_seq": 10}
+    assert indexed["counts"] == {"text": 30, "image": 34, "audio": 10, "lexical": 30, "bridge": 0, "image_x": 34, "text_x": 30, "duplicate": 34, "audio_seq": 10, "audio_x": 10}
 
     # Re-running on an unchanged catalog does no model work and builds nothing.
     again = run_json("embed", store=store)["modalities"]

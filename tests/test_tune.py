@@ -79,7 +79,7 @@ def test_save_changes_what_query_and_eval_use(sample_store):
     assert after["fusion"] == {"method": "rrf", "param": 1.0, "weights": {"lexical": 0.1, "text": 4.0}, "source": "saved"}
     saved = Searcher(Store(sample_store, read_only=True))
     hits = saved.search(Query(text="red coffee mug"), k=5)
-    expected = fuse(saved.score_signals(Query(text="red coffee mug"), 5).signals, "rrf", {"lexical": 0.1, "text": 4.0, "image": 0.25}, 1.0)
+    expected = fuse(saved.score_signals(Query(text="red coffee mug"), 5).signals, "rrf", {"lexical": 0.1, "text": 4.0, "image": 0.25, "audio": 0.25}, 1.0)  # the bridged signals of a text query
     assert [h.id for h in hits] == sorted(expected, key=lambda p: (-expected[p], p))[:5]
     table = run_cli("eval", "--queries", queries, "--qrels", qrels, "--fusion", "zscore", store=sample_store).stdout
     assert "fusion: zscore, weights all 1 (option)" in table

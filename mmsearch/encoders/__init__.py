@@ -130,6 +130,12 @@ def _audio(modality: str, spec: str | None) -> Encoder:
     return LibrosaAudioEncoder(spec)
 
 
+def _yamnet(modality: str, spec: str | None) -> Encoder:
+    from .yamnet import YamnetEncoder
+
+    return YamnetEncoder(spec)
+
+
 def _fake(modality: str, spec: str | None) -> Encoder:
     from .fake import FakeEncoder
 
@@ -167,6 +173,7 @@ for _family in (
     EncoderFamily("sentence-transformers", ("text",), _text),
     EncoderFamily("efficientnet", ("image",), _efficientnet, classifier=True),
     EncoderFamily("librosa", ("audio",), _audio),
+    EncoderFamily("yamnet", ("audio",), _yamnet, prefix="yamnet"),
     EncoderFamily("open_clip", ("image",), _open_clip, prefix="open_clip:", text_tower=True),
     EncoderFamily("fake", MODALITIES, _fake, prefix="fake:", text_tower=True),
 ):
