@@ -331,6 +331,7 @@ def query(
               mmsearch query 'grey casual shirts for men' --explain
               mmsearch query --image photo.jpg -k 5 --json
               mmsearch query 'red dress' --html results.html
+              mmsearch query 'dog barking' --where sound=dog
     """
     from .encoders import parse_modalities, set_threads
     from .filters import Filters, check_filters, no_match_hint

@@ -131,7 +131,7 @@ def results(console: Console, results: list[Result]) -> None:
             _fmt(r.price, 2),
             _fmt(r.score),
             *(_score(r, s) for s in signals),
-            *([_text(", ".join(r.sounds))] if sounds else []),
+            *([_text("; ".join(r.sounds))] if sounds else []),  # class names hold commas ("Beep, bleep")
         )
     console.print(table if results else "[yellow]no results[/yellow]")
 

@@ -32,6 +32,7 @@ from .errors import MMSearchError
 
 if TYPE_CHECKING:
     from .backends import Item
+    from .store import Store
 
 PART = "audio_x"
 COLUMN = "sound"
@@ -67,13 +68,11 @@ class SoundReport:
         return self.analysed / self.seconds if self.seconds else 0.0
 
 
-def analyse(store: Any, wanted: dict[str, str], progress: Any = None) -> SoundReport:
+def analyse(store: Store, wanted: dict[str, str], progress: Any = None) -> SoundReport:
     """Classify the clips of ``wanted`` ({content hash: path}) that have no row from
     this analysis; drop the rows of clips the catalog no longer holds. Clips that fail
     to decode are skipped (their audio embedding lists them); a missing model skips the
     step with the reason in the report."""
-    from .media import MediaError, load_audio
-
     db = store.db
     done = {h for (h,) in db.execute("SELECT content_hash FROM sound_info WHERE analysis=?", (ANALYSIS,))}
     broken = {h for (h,) in db.execute("SELECT content_hash FROM failures WHERE modality='audio'")}
@@ -84,24 +83,12 @@ def analyse(store: Any, wanted: dict[str, str], progress: Any = None) -> SoundRe
         try:
             from .encoders import yamnet
 
-            model, names = yamnet.model(), yamnet.class_names()
+            model = yamnet.model()
         except MMSearchError as exc:
-            report.skipped = str(exc)
-            todo = []
+            report.skipped, todo = str(exc), []
         task = progress.add_task("sound tags", total=len(wanted), completed=len(wanted) - len(todo)) if progress and todo else None
         for start in range(0, len(todo), BATCH):
-            batch, clips = [], []
-            for digest, path in todo[start : start + BATCH]:
-                try:
-                    clips.append(load_audio(Path(path)))
-                    batch.append(digest)
-                except (MediaError, OSError):
-                    report.failed += 1
-            scores = model.run(clips)[0] if clips else np.zeros((0, 0), np.float32)
-            rows = [(h, ANALYSIS, s.astype("<f2").tobytes(), json.dumps(tags_of(s, names))) for h, s in zip(batch, scores)]
-            with store.transaction() as tx:
-                tx.executemany("INSERT OR REPLACE INTO sound_info (content_hash, analysis, scores, tags) VALUES (?, ?, ?, ?)", rows)
-            report.analysed += len(rows)
+            _analyse_batch(store, model, todo[start : start + BATCH], report)
             if task is not None:
                 progress.advance(task, len(todo[start : start + BATCH]))
     with store.transaction() as tx:  # removed clips; an older analysis's rows once this one could run
@@ -112,8 +99,29 @@ def analyse(store: Any, wanted: dict[str, str], progress: Any = None) -> SoundRe
     return report
 
 
+def _analyse_batch(store: Store, model: Any, batch: list[tuple[str, str]], report: SoundReport) -> None:
+    """Decode, classify and store one batch of clips (one transaction)."""
+    from .encoders.yamnet import class_names
+    from .media import MediaError, load_audio
+
+    keys, clips = [], []
+    for digest, path in batch:
+        try:
+            clips.append(load_audio(Path(path)))
+            keys.append(digest)
+        except (MediaError, OSError):
+            report.failed += 1
+    if not clips:
+        return
+    names = class_names()
+    rows = [(h, ANALYSIS, s.astype("<f2").tobytes(), json.dumps(tags_of(s, names))) for h, s in zip(keys, model.run(clips)[0])]
+    with store.transaction() as tx:
+        tx.executemany("INSERT OR REPLACE INTO sound_info (content_hash, analysis, scores, tags) VALUES (?, ?, ?, ?)", rows)
+    report.analysed += len(rows)
+
+
 # -- what results show, what filters select ------------------------------------
-def product_sounds(store: Any, ids: Sequence[str]) -> dict[str, list[str]]:
+def product_sounds(store: Store, ids: Sequence[str]) -> dict[str, list[str]]:
     """{product: the tags of its clips, in catalog order, each once} for ``ids``."""
     if not ids:
         return {}
@@ -152,7 +160,7 @@ def scored_items(db: sqlite3.Connection, items: list[Item]) -> list[Item]:
     return [item for item in items if item[2] in have]
 
 
-def item_scores(store: Any, items: list[Item]) -> np.ndarray:
+def item_scores(store: Store, items: list[Item]) -> np.ndarray:
     """(items, classes) float32: the stored class scores of ``items``, row for row."""
     sql = "SELECT content_hash, scores FROM sound_info WHERE analysis=? AND content_hash IN ({marks})"
     found = {h: np.frombuffer(blob, dtype="<f2") for h, blob in store.select_in(sql, {h for _, _, h in items}, (ANALYSIS,))}

