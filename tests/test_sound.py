@@ -139,6 +139,21 @@ def test_where_sound_filters_by_tag_case_insensitively(sample_store):
 
 @needs_model
 @pytest.mark.slow
+def test_the_server_filters_and_shows_sounds_as_query_does(sample_store):
+    from fastapi.testclient import TestClient
+
+    from mmsearch import serve
+
+    with TestClient(serve.create_app(sample_store)) as c:
+        answer = c.get("/api/search", params={"q": "clock", "where": "sound=alarm"}).json()["results"]
+        wrong = c.get("/api/search", params={"q": "clock", "where": "sound=Alarn"})
+    assert [r["id"] for r in answer] == [r["id"] for r in run_json("query", "clock", "--where", "sound=alarm", store=sample_store)]
+    assert all("Alarm" in r["sounds"] for r in answer)
+    assert wrong.status_code == 400 and "did you mean Alarm" in wrong.json()["error"]
+
+
+@needs_model
+@pytest.mark.slow
 def test_text_reaches_clips_through_what_they_sound_like(sample_store):
     """`--modality audio` leaves only the sound bridge: the words are not in any product
     text the query could see."""
