@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import language
 from .errors import ExitCode, MMSearchError
 from .media import (
     FileHashes,
@@ -137,6 +138,8 @@ class IngestReport:
     media_dir: str = ""
     hints: list[str] = field(default_factory=list)  # printed once, after the report
     dry_run: bool = False
+    #: the catalog's languages after this ingest (language.py); None on a dry run
+    languages: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, int]:
         return {
@@ -158,6 +161,7 @@ class IngestReport:
             "remembered": self.columns.remembered,
             "media_dir": self.media_dir,
             "hints": self.hints,
+            "languages": self.languages,
             "rejects": [r.__dict__ for r in self.rejects],
         }
 
@@ -624,6 +628,7 @@ def _ingest(
     report = upsert(store, products, removed, files.hashes, dry_run)
     if not dry_run:
         remember_columns(store, settings)
+        report.languages = language.record(store, changed=bool(report.added or report.updated or report.removed))
     if hint := files.hint():
         hints.append(hint)
     report.rejects, report.columns, report.media_dir, report.hints = rejects, settings, str(files.root), hints

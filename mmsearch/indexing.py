@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import duplicates, generations, sound
+from . import duplicates, generations, language, sound
 from .audio_rerank import SEQ_PART, SEQ_VERSION, audio_frames, write_part
 from .backends import (
     BACKENDS,
@@ -39,10 +39,10 @@ from .bridge import Bridge, ZeroShotBridge, bridge_id, make_bridge
 from .embedding import record_missing_facts, wanted_items
 from .encoders import MODALITIES, load_encoder
 from .encoders.audio import DEFAULT_AUDIO_MODEL
-from .errors import MMSearchError
+from .errors import ExitCode, MMSearchError
 from .generations import BRIDGE, BRIDGED, LEXICAL
 from .items import StoreItems
-from .lexical import LexicalIndex
+from .lexical import ANALYZERS, CJK, STANDARD, LexicalIndex
 from .store import Store
 from .understanding import VOCABULARY, catalog_vocabulary
 
@@ -108,6 +108,36 @@ def configure_backend(store: Store, backend: str, uri: str | None = None, collec
     manifest["index"] = config
     store.write_manifest(manifest)
     return config
+
+
+#: ``index --analyzer auto``: the analyzer follows the catalog's languages (language.py)
+AUTO = "auto"
+#: the manifest key of an analyzer chosen with `index --analyzer`
+LEXICAL_KEY = "lexical"
+
+
+def configure_analyzer(store: Store, analyzer: str) -> None:
+    """Remember `index --analyzer` in the store's manifest, so that `index` run from cron
+    keeps it; ``auto`` forgets it (the analyzer then follows the catalog's languages)."""
+    if analyzer not in (AUTO, *ANALYZERS):
+        raise MMSearchError(f"--analyzer {analyzer}: use one of {', '.join((AUTO, *ANALYZERS))}", ExitCode.USAGE)
+    manifest = store.manifest()
+    chosen = {"analyzer": analyzer} if analyzer != AUTO else None
+    if manifest.get(LEXICAL_KEY) != chosen:
+        if chosen:
+            manifest[LEXICAL_KEY] = chosen
+        else:
+            manifest.pop(LEXICAL_KEY, None)
+        store.write_manifest(manifest)
+
+
+def lexical_analyzer(store: Store) -> str:
+    """The analyzer the next BM25 part is built with: the one `index --analyzer` chose,
+    else ``cjk`` for a catalog with Chinese, Japanese or Korean text, else ``standard``."""
+    chosen = store.manifest().get(LEXICAL_KEY, {}).get("analyzer")
+    if chosen in ANALYZERS:
+        return chosen
+    return CJK if language.has_cjk(language.recorded(store)) else STANDARD
 
 
 # -- planning -------------------------------------------------------------------
@@ -250,18 +280,22 @@ class PartPlanner:
     def _lexical_plan(self) -> PartPlan:
         docs = [(pid, text) for pid, text in self.items.texts.items() if text]  # no text: not scored 0, left out
         vocabulary = catalog_vocabulary(self.store)  # kept beside BM25 for query understanding
+        analyzer = lexical_analyzer(self.store)
 
         def write(folder: Path) -> tuple[dict[str, Any], None]:
             target = folder / LEXICAL
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
-            LexicalIndex.build([text for _, text in docs]).save(target)
+            LexicalIndex.build([text for _, text in docs], analyzer).save(target)
             (target / "ids.json").write_text(json.dumps([pid for pid, _ in docs]), encoding="utf-8")
             (target / VOCABULARY).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
             files = [generations.file_entry(p, f"{LEXICAL}/{p.name}") for p in sorted(target.iterdir())]
-            return {"backend": "bm25s", "count": len(docs), "files": files}, None
+            return {"backend": "bm25s", "analyzer": analyzer, "count": len(docs), "files": files}, None
 
-        return PartPlan(LEXICAL, _fingerprint("bm25s", docs, vocabulary), len(docs), write)
+        # the standard analyzer's fingerprint is the one indexes had before analyzers were
+        # recorded, so that their BM25 part stays current (its entry then names none)
+        fingerprint = _fingerprint("bm25s", docs, vocabulary, *([analyzer] if analyzer != STANDARD else []))
+        return PartPlan(LEXICAL, fingerprint, len(docs), write)
 
 
 def build_index(

@@ -187,6 +187,7 @@ def status(console: Console, info: dict[str, Any]) -> None:
             modality, model.get("name", "—"), _fmt(model.get("dim")), str(m["items"]), str(m["vectors"]), str(m["failed"]), str(m["to_embed"])
         )
     console.print(table)
+    _languages(console, info["languages"])
     for modality, m in info["modalities"].items():
         if r := m.get("rebuilding"):
             kind = "rebuild" if r["rebuild"] else "switch to model"
@@ -207,10 +208,19 @@ def status(console: Console, info: dict[str, Any]) -> None:
             backend = p["where"] and f"milvus {p['where']}" or p["backend"] or ""
             state = "[yellow]stale[/yellow]" if p["stale"] else "current"
             ef = f"{p['ef_search']} ({p['calibrated_recall']:.3f})" if p.get("ef_search") else "—"
-            table.add_row(part, str(p["count"]), _fmt(p["dim"]), p["model"] or "", backend, ef, state)
+            model = p["model"] or (p.get("analyzer") and f"analyzer {p['analyzer']}") or ""
+            table.add_row(part, str(p["count"]), _fmt(p["dim"]), model, backend, ef, state)
         console.print(table)
     if "problems" in info:
         _problems(console, info["problems"])
+
+
+def _languages(console: Console, found: dict[str, Any]) -> None:
+    """languages: zh 8 (21 %), en 30 (79 %); the catalog's: zh, en"""
+    products = max(found["products"], 1)
+    counts = ", ".join(f"{lang} {n} ({100 * n / products:.0f} %)" for lang, n in found["rows"].items()) or "no text"
+    where = "" if found["recorded"] else " (detected now; ingest records them)"
+    console.print(f"languages (products with text in each): {counts}; the catalog's: {', '.join(found['catalog']) or '—'}{where}", highlight=False)
 
 
 def _problems(console: Console, problems: list[str]) -> None:

@@ -38,7 +38,7 @@ from .errors import ExitCode, MMSearchError
 from .filters import Filters
 from .fusion import FusionSettings, fuse, normalise
 from .generations import BRIDGE, BRIDGED, LEXICAL
-from .lexical import LexicalIndex
+from .lexical import CJK, STANDARD, LexicalIndex, script_shares
 from .media import MediaError, load_audio, load_image
 from .store import Store
 from .understanding import (
@@ -50,6 +50,10 @@ from .understanding import (
 )
 
 ATTRIBUTES = "attributes"
+#: a product whose text is less than this share in the query's scripts (counting a CJK
+#: character as a word) is written in another: a Chinese description under a Latin brand
+#: name is out of reach of an English query, a bilingual title within reach of both
+MIN_SCRIPT_SHARE = 0.25
 SIGNALS = (LEXICAL, "text", "image", "audio", DUPLICATE, ATTRIBUTES)
 DENSE = ("text", "image", "audio")
 # Default fusion weight of a signal reached through the bridge (a text query scoring
@@ -84,6 +88,8 @@ class Scored:
     rows: dict[str, Any]
     default_weights: dict[str, float]
     understood: Understanding | None = None  # what the query text named (understanding.py)
+    #: {signal: a full match's score} for fusion (fusion.py), set for BM25 across scripts
+    ceilings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -119,11 +125,26 @@ class Result:
 
 class LexicalPart:
     def __init__(self, folder: Path, entry: dict[str, Any]):
-        self.index = LexicalIndex.load(folder / LEXICAL)
+        # an index built before analyzers were recorded was built by the standard one
+        self.index = LexicalIndex.load(folder / LEXICAL, entry.get("analyzer", STANDARD))
         self.ids: list[str] = json.loads((folder / LEXICAL / "ids.json").read_text(encoding="utf-8"))
         self.position = {pid: i for i, pid in enumerate(self.ids)}
         vocabulary = folder / LEXICAL / VOCABULARY
         self.vocabulary = Vocabulary(json.loads(vocabulary.read_text(encoding="utf-8"))) if vocabulary.exists() else None
+
+    def other_script(self, text: str, scores: dict[str, float], texts: dict[str, str]) -> set[str]:
+        """The products scored 0 whose text (``texts``) is written in other scripts than
+        the query's terms (a Chinese query, English titles; less than MIN_SCRIPT_SHARE
+        of their words in the query's): BM25 could hardly match them, so its 0 says
+        little about them."""
+        wanted = script_shares(" ".join(self.index.terms(text))).keys()
+        if not wanted:
+            return set()
+        return {
+            pid
+            for pid, score in scores.items()
+            if score == 0 and sum(share for script, share in script_shares(texts[pid]).items() if script in wanted) < MIN_SCRIPT_SHARE
+        }
 
     def candidates_and_scores(self, text: str, n: int, allowed: set[str] | None) -> tuple[set[str], np.ndarray]:
         """Up to ``n`` products with the best positive BM25 scores among ``allowed``, and
@@ -331,12 +352,12 @@ class Searcher:
         scored = self.score_signals(query, k, filters, modalities)
         settings = self.fusion_settings.override(fusion, weights)
         weights = {**scored.default_weights, **settings.weights}
-        fused = fuse(scored.signals, settings.method, weights, settings.param)
+        fused = fuse(scored.signals, settings.method, weights, settings.param, scored.ceilings)
         # A fused average cannot lift a product above one at rank 1 of another signal, so
         # a near-duplicate of the query picture is ranked first outright (weight 0: not at all).
         first = set(scored.signals.get(DUPLICATE, {})) if weights.get(DUPLICATE, 1.0) > 0 else set()
         top = sorted(fused, key=lambda p: (p not in first, -fused[p], p))[:k]
-        shares = _contributions(scored.signals, settings.method, settings.param, weights, top) if explain else {}
+        shares = _contributions(scored.signals, settings.method, settings.param, weights, top, scored.ceilings) if explain else {}
         rows = scored.rows
         media = self._media(top)
         sounds = sound.product_sounds(self.store, top)
@@ -421,9 +442,11 @@ class Searcher:
         rows = self._rows(candidates)  # a product removed since the index was built is dropped here
         candidates = set(rows)
         signal_scores: dict[str, dict[str, float]] = {}
+        ceilings: dict[str, float] = {}
         if lexical_scores is not None:
             lex = self.part(LEXICAL)
-            signal_scores[LEXICAL] = {p: float(lexical_scores[lex.position[p]]) for p in candidates if p in lex.position}
+            lexical = {p: float(lexical_scores[lex.position[p]]) for p in candidates if p in lex.position}
+            signal_scores[LEXICAL], ceilings = self._across_scripts(lex, query.text, lexical, rows)
         for signal, (part_name, q) in vectors.items():
             signal_scores[signal] = self.part(part_name).score(q, candidates)
         if sequences is not None:
@@ -435,9 +458,28 @@ class Searcher:
         if understood is not None and understood.values:
             # ties of the attribute share are ordered by the other signals, fused the store's way
             settings = self.fusion_settings
-            others = fuse(signal_scores, settings.method, {**bridged, **settings.weights}, settings.param)
+            others = fuse(signal_scores, settings.method, {**bridged, **settings.weights}, settings.param, ceilings)
             signal_scores[ATTRIBUTES] = _attribute_scores(understood, rows, others)
-        return Scored(signal_scores, rows, bridged, understood)
+        return Scored(signal_scores, rows, bridged, understood, ceilings)
+
+    def _across_scripts(
+        self, lex: LexicalPart, text: str, scores: dict[str, float], rows: dict[str, Any]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """(BM25 scores, ceilings for fusion). A query whose words cannot appear in some
+        candidates' text (a Chinese query, English titles) gives those no BM25 score at
+        all, as a product without text has none: a 0 would rank them below any product
+        sharing a character with the query. The others' scores are then measured against
+        a full match of the query (fusion.py's ceiling), not against the best of them:
+        the best may share one character of five. Only a ``cjk`` index is asked: a
+        ``standard`` one (an English catalog) answers as it always did."""
+        if lex.index.analyzer != CJK:
+            return scores, {}
+        fields = self.store.manifest().get("text_fields")
+        texts = {pid: product_text(dict(rows[pid]), fields) for pid, score in scores.items() if score == 0}
+        removed = lex.other_script(text, scores, texts)
+        if not removed:
+            return scores, {}
+        return {pid: score for pid, score in scores.items() if pid not in removed}, {LEXICAL: lex.index.full_match(text)}
 
     def _media(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
         """{product: {"image": paths, "audio": paths}} in catalog order."""
@@ -461,12 +503,17 @@ def _attribute_scores(understood: Understanding, rows: dict[str, Any], others: d
 
 
 def _contributions(
-    signal_scores: dict[str, dict[str, float]], method: str, param: float | None, weights: dict[str, float], top: list[str]
+    signal_scores: dict[str, dict[str, float]],
+    method: str,
+    param: float | None,
+    weights: dict[str, float],
+    top: list[str],
+    ceilings: dict[str, float],
 ) -> dict[str, dict[str, float]]:
     """{product: {signal: its term of the fused score}}: the fused score is the weighted
     mean of a product's normalised per-signal scores, so each term is weight * score /
     total weight."""
-    terms = normalise(signal_scores, method, param)
+    terms = normalise(signal_scores, method, param, ceilings)
     out = {}
     for pid in top:
         mine = {s: t[pid] for s, t in terms.items() if pid in t}

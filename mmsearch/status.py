@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from . import generations
+from . import generations, language
 from .backends import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_TARGET_RECALL
 from .embedding import rebuilt_items, wanted_items
 from .encoders import MODALITIES
@@ -13,6 +13,7 @@ from .errors import MMSearchError
 from .filters import column_summary
 from .generations import BRIDGE, LEXICAL
 from .indexing import PartPlanner
+from .lexical import STANDARD
 from .store import Store
 
 
@@ -43,9 +44,22 @@ def store_status(store: Store) -> dict[str, Any]:
         "products": db.execute("SELECT count(*) FROM products").fetchone()[0],
         "media": {"image": media.get("image", 0), "audio": media.get("audio", 0)},
         "text_fields": text_fields,
+        "languages": _languages(store),
         "modalities": modalities,
         "filters": column_summary(store),
         "index": _index_status(store),
+    }
+
+
+def _languages(store: Store) -> dict[str, Any]:
+    """The catalog's languages (language.py): products per language, those that count
+    as the catalog's, and whether ingest recorded them (else they were detected now)."""
+    found = language.recorded(store)
+    return {
+        "products": found["products"],
+        "rows": language.by_share(found),
+        "catalog": language.catalog_languages(found),
+        "recorded": language.MANIFEST_KEY in store.manifest(),
     }
 
 
@@ -88,6 +102,7 @@ def _index_status(store: Store) -> dict[str, Any]:
             "where": entry.get("collection") and f"{entry['uri']} {entry['collection']}",
             "ef_search": entry.get("ef_search"),
             "calibrated_recall": entry.get("calibrated_recall"),
+            **({"analyzer": entry.get("analyzer", STANDARD)} if name == LEXICAL else {}),
             "stale": expected.get(name) != entry["fingerprint"],
         }
         for name, entry in parts.items()

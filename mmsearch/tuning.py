@@ -49,6 +49,7 @@ class CachedQuery:
     id: str
     signals: dict[str, dict[str, float]]
     default_weights: dict[str, float]
+    ceilings: dict[str, float]
 
 
 @dataclass
@@ -96,7 +97,7 @@ class Scorer:
 
     def normalised(self, method: str, param: float | None) -> list[dict[str, dict[str, float]]]:
         if (method, param) not in self._normalised:
-            self._normalised[method, param] = [normalise(q.signals, method, param) for q in self.cached]
+            self._normalised[method, param] = [normalise(q.signals, method, param, q.ceilings) for q in self.cached]
         return self._normalised[method, param]
 
     def per_query(self, s: FusionSettings) -> dict[str, float]:
@@ -121,7 +122,7 @@ def cache_scores(searcher: Searcher, judged: list[EvalQuery], progress: Any = No
     cached = []
     for q in judged:
         scored = searcher.score_signals(q.query, RUN_DEPTH, modalities=q.modalities)
-        cached.append(CachedQuery(q.id, scored.signals, scored.default_weights))
+        cached.append(CachedQuery(q.id, scored.signals, scored.default_weights, scored.ceilings))
         if progress:
             progress.advance(task)
     return cached
