@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: index sample_data/ and query it with text, an image and a sound clip.
+# The demo: index sample_data/ and query it with text, an image and a sound clip, then
+# its mixed-language copy (sample_data/zh/) with a Chinese query.
 # Re-running is cheap: ingest, embed and index only do what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +14,10 @@ mmsearch query "red coffee mug" -k 5
 mmsearch query --image sample_data/queries/q_p007.png -k 5
 mmsearch query --audio sample_data/queries/q_p025.wav -k 5
 mmsearch eval --queries sample_data/queries.csv --qrels sample_data/qrels.csv -k 10 -k 1 --report eval-report
+# the mixed-language shop: Chinese text picks the multilingual model and the CJK analyzer
+mmsearch ingest sample_data/zh/products.csv --media-dir sample_data --store "$MMSEARCH_STORE-zh"
+mmsearch embed --store "$MMSEARCH_STORE-zh"
+mmsearch index --store "$MMSEARCH_STORE-zh"
+mmsearch query "咖啡杯" -k 5 --store "$MMSEARCH_STORE-zh"
 set +x
 echo "Next: open eval-report/index.html, or run '.venv/bin/mmsearch serve' and open http://127.0.0.1:8765"

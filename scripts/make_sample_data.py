@@ -7,6 +7,10 @@ gives byte-identical files: a diff in sample_data/ always means the generator ch
     python scripts/make_sample_data.py            # writes <repo>/sample_data
     python scripts/make_sample_data.py --out DIR  # writes DIR instead
 
+`zh/` holds a second, mixed-language catalog: the same shop with eight Chinese and
+bilingual products added, and Chinese, English and cross-language queries. It is kept
+apart so that the main catalog stays English-only (and keeps its default models).
+
 Only numpy, Pillow and soundfile are used, so the script runs without mmsearch installed.
 """
 
@@ -32,7 +36,7 @@ QUERY_IMAGE_SIZE = 112
 SAMPLE_RATE = 16_000
 
 # The files this script writes; a rerun deletes exactly these before writing them again.
-OWNED_FILES = ("products.csv", "queries.csv", "qrels.csv", "README.md")
+OWNED_FILES = ("products.csv", "queries.csv", "qrels.csv", "README.md", "zh/products.csv", "zh/queries.csv", "zh/qrels.csv")
 OWNED_GLOBS = ("images/p*.png", "audio/p*.wav", "queries/q_*.png", "queries/q_*.wav")
 
 PRODUCT_COLUMNS = (
@@ -61,6 +65,7 @@ class Item:
     pattern: str = "plain"  # a key of PATTERNS
     sound: str = ""  # a key of SOUNDS; "" for products that make no sound
     back: bool = False  # whether a second picture (the back) is listed
+    color_name: str = ""  # the `color` column's value when it is not ``color`` (a Chinese name)
 
 
 COLORS: dict[str, RGB] = {
@@ -209,6 +214,35 @@ CATALOG: tuple[Item, ...] = (
          "every minute."),
 )
 
+# The mixed-language shop of zh/: CATALOG plus these Chinese and bilingual products.
+ZH_CATALOG: tuple[Item, ...] = (
+    Item("p031", "杯子", "Brewhaus", "12.99", "red", "陶瓷", color_name="红色",
+         title="红色陶瓷咖啡杯", shape="mug",
+         description="经典款350毫升咖啡杯，亮红色釉面，手柄握感舒适，可用洗碗机和微波炉。"),
+    Item("p032", "门铃 Doorbells", "Chimeco", "32.00", "white", "塑料 plastic", color_name="白色 white",
+         title="无线门铃 Wireless doorbell", shape="chime_box",
+         description="无线门铃套装，防水按钮，一百米遥控距离。Wireless doorbell kit with a "
+         "waterproof button and a 100 m range."),
+    Item("p033", "连衣裙", "Sunny Days", "89.00", "red", "纯棉", color_name="红色",
+         title="红色连衣裙女装夏季", shape="dress",
+         description="夏季女装短袖连衣裙，纯棉面料，轻薄透气，收腰显瘦。"),
+    Item("p034", "鞋", "Threadline", "199.00", "black", "真皮", color_name="黑色",
+         title="男士黑色皮鞋", shape="shoe",
+         description="商务正装皮鞋，头层牛皮，橡胶防滑鞋底，适合上班和婚礼。"),
+    Item("p035", "挂钟", "Tempo", "45.00", "natural", "橡木", color_name="原木色",
+         title="静音木质挂钟", shape="wall_clock", pattern="grain",
+         description="实木圆形挂钟，扫秒机芯，走时无声，适合卧室和书房。"),
+    Item("p036", "音箱", "Boomly", "59.00", "blue", "橡胶", color_name="蓝色",
+         title="便携式蓝牙音箱 防水", shape="portable_speaker",
+         description="户外防水蓝牙音箱，续航十二小时，可挂在自行车和背包上。"),
+    Item("p037", "T恤 T-Shirts", "Threadline", "21.00", "pink", "纯棉 cotton", color_name="粉色 pink",
+         title="粉色纯棉T恤 Pink cotton t-shirt", shape="tshirt",
+         description="圆领短袖T恤，精梳棉，男女同款。Soft combed cotton crew-neck tee."),
+    Item("p038", "杯子", "TrailCraft", "26.00", "black", "不锈钢", color_name="黑色",
+         title="黑色保温杯 Black vacuum flask", shape="travel_mug",
+         description="双层真空保温杯，500毫升，保温六小时，杯盖防漏。"),
+)
+
 
 @dataclass(frozen=True)
 class Query:
@@ -223,6 +257,7 @@ class Query:
     audio: bool = False
     modality: str = ""
     related: tuple[str, ...] | None = None
+    equal: tuple[str, ...] = ()  # as relevant as the target (the same product in another language)
 
 
 QUERIES: tuple[Query, ...] = (
@@ -242,6 +277,21 @@ QUERIES: tuple[Query, ...] = (
     Query("q14", "p026", audio=True),
     Query("q15", "p027", audio=True),
     Query("q16", "p002", text="blue enamel mug", image=True, modality="text,image"),
+)
+
+# zh/queries.csv: within Chinese (zh->zh), Chinese for English products (zh->en), English
+# for Chinese products (en->zh), and mixed; each names its language pair in a comment.
+ZH_QUERIES: tuple[Query, ...] = (
+    Query("zq01", "p033", text="红色连衣裙", related=()),  # zh->zh
+    Query("zq02", "p034", text="皮鞋", related=()),  # zh->zh
+    Query("zq03", "p031", text="咖啡杯", equal=("p001",), related=("p002", "p003", "p004", "p005")),  # zh->both
+    Query("zq04", "p032", text="门铃", related=("p018", "p019", "p020", "p021", "p022")),  # zh->both
+    Query("zq05", "p026", text="闹钟", equal=("p028",), related=("p027", "p029", "p030", "p035")),  # zh->en
+    Query("zq06", "p012", text="台灯", equal=("p013", "p014"), related=("p015", "p016", "p017")),  # zh->en
+    Query("zq07", "p033", text="red summer dress", related=()),  # en->zh
+    Query("zq08", "p034", text="black leather shoes for men", related=()),  # en->zh
+    Query("zq09", "p035", text="silent wall clock", equal=("p029",), related=("p027",)),  # en->both
+    Query("zq10", "p038", text="黑色 travel mug", equal=("p004",), related=()),  # mixed
 )
 
 
@@ -552,6 +602,24 @@ def digital_clock(body: Pen, ink: Pen) -> None:
     seven_segment(ink, "07:30", 29, 58, 24, LED_RED)
 
 
+def dress(body: Pen, ink: Pen) -> None:
+    """Short-sleeved A-line dress with a belted waist."""
+    body.polygon((50, 10, 30, 16, 18, 34, 30, 42, 40, 34, 44, 58, 22, 118,
+                  106, 118, 84, 58, 88, 34, 98, 42, 110, 34, 98, 16, 78, 10), BODY)
+    body.ellipse((52, 2, 76, 22), CUT)
+    ink.rect((42, 54, 86, 60), SHADE)
+
+
+def shoe(body: Pen, ink: Pen) -> None:
+    """A laced oxford shoe in profile, on a dark heel and sole."""
+    body.polygon((14, 96, 14, 56, 26, 48, 52, 52, 70, 66, 104, 76, 118, 88, 118, 96), BODY)
+    ink.rect((12, 96, 120, 104), DEEP, radius=2)
+    ink.rect((12, 90, 36, 104), DEEP, radius=2)
+    for x in (50, 57, 64):
+        ink.line((x, 56 + (x - 50) // 2, x + 6, 64 + (x - 50) // 2), LIGHT, 1.5)
+    ink.arc((16, 50, 60, 90), 200, 260, SHINE, 2)
+
+
 def flip_clock(body: Pen, ink: Pen) -> None:
     """Flip clock: a box with two split number cards."""
     body.rect((14, 38, 114, 102), BODY, radius=8)
@@ -566,7 +634,7 @@ SHAPES: dict[str, Shape] = {f.__name__: f for f in (
     mug, cup, travel_mug, tshirt, vneck_tshirt, desk_lamp, arm_lamp, table_lamp,
     mushroom_lamp, floor_lamp, pendant_lamp, chime_box, video_doorbell, ship_bell,
     plug_in_chime, push_button, portable_speaker, smart_speaker, box_speaker,
-    wall_clock, dark_wall_clock, twin_bell_clock, digital_clock, flip_clock)}
+    wall_clock, dark_wall_clock, twin_bell_clock, digital_clock, flip_clock, dress, shoe)}
 
 
 def shade(color: Sequence[int], factor: float) -> RGB:
@@ -904,6 +972,7 @@ def save_wav(samples: np.ndarray, path: Path) -> None:
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """UTF-8 CSV with a header row and Unix line endings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
@@ -911,9 +980,10 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]
 
 
 def write_products(out: Path) -> None:
-    """Draw every product (and back views), synthesize the sounds, write products.csv."""
+    """Draw every product (and back views), synthesize the sounds, write products.csv and
+    zh/products.csv (media paths relative to ``out``: ingest it with --media-dir)."""
     rows = []
-    for index, item in enumerate(CATALOG):
+    for index, item in enumerate(CATALOG + ZH_CATALOG):
         images = [f"images/{item.id}.png"]
         save_png(draw_product(item, index), out / images[0])
         if item.back:
@@ -923,8 +993,9 @@ def write_products(out: Path) -> None:
         if audio:
             save_wav(render_sound(item.sound, rng_for(f"sound-{item.id}")), out / audio)
         rows.append([item.id, item.title, item.description, item.category, item.brand, item.price,
-                     "|".join(images), audio, item.color, item.material])
-    write_csv(out / "products.csv", PRODUCT_COLUMNS, rows)
+                     "|".join(images), audio, item.color_name or item.color, item.material])
+    write_csv(out / "products.csv", PRODUCT_COLUMNS, rows[: len(CATALOG)])
+    write_csv(out / "zh" / "products.csv", PRODUCT_COLUMNS, rows)
 
 
 def write_query_media(query: Query, item: Item, index: int, out: Path) -> tuple[str, str]:
@@ -943,12 +1014,13 @@ def write_query_media(query: Query, item: Item, index: int, out: Path) -> tuple[
 
 
 def relevance(query: Query) -> list[tuple[str, str, int]]:
-    """qrels rows for one query: 2 for the target, 1 for each related product."""
-    target = next(item for item in CATALOG if item.id == query.target)
+    """qrels rows for one query: 2 for the target (and its equals), 1 for each related product."""
+    target = next(item for item in CATALOG + ZH_CATALOG if item.id == query.target)
     related = query.related
     if related is None:
         related = tuple(item.id for item in CATALOG if item.category == target.category)
-    return [(query.id, target.id, 2)] + [(query.id, pid, 1) for pid in related if pid != target.id]
+    best = [(query.id, pid, 2) for pid in (target.id, *query.equal)]
+    return best + [(query.id, pid, 1) for pid in related if pid != target.id]
 
 
 def write_queries(out: Path) -> None:
@@ -962,6 +1034,8 @@ def write_queries(out: Path) -> None:
         qrel_rows += relevance(query)
     write_csv(out / "queries.csv", ("query_id", "text", "image", "audio", "modality"), query_rows)
     write_csv(out / "qrels.csv", ("query_id", "product_id", "relevance"), qrel_rows)
+    write_csv(out / "zh" / "queries.csv", ("query_id", "text"), [(q.id, q.text) for q in ZH_QUERIES])
+    write_csv(out / "zh" / "qrels.csv", ("query_id", "product_id", "relevance"), [r for q in ZH_QUERIES for r in relevance(q)])
 
 
 README = """\
@@ -988,6 +1062,12 @@ so do not edit these files by hand: change the script and run it again.
   pitch, tempo, noise) of a product's own media, never copies.
 - `qrels.csv`: graded relevance (`query_id,product_id,relevance`): 2 for the product a
   query is meant to find, 1 for clearly related products.
+- `zh/`: a mixed-language shop: `zh/products.csv` is the catalog above plus {zh_products}
+  Chinese and bilingual products ({zh_ids}; attribute values in Chinese), with media
+  paths relative to this folder: `mmsearch ingest sample_data/zh/products.csv
+  --media-dir sample_data`. `zh/queries.csv` has {zh_queries} text queries (Chinese for
+  Chinese products, Chinese for English ones, English for Chinese ones, one mixed) and
+  `zh/qrels.csv` their judgments (2 also for the same product in the other language).
 """
 
 
@@ -998,6 +1078,9 @@ def write_readme(out: Path) -> None:
         categories=len({item.category for item in CATALOG}),
         sounding=sum(1 for item in CATALOG if item.sound),
         queries=len(QUERIES),
+        zh_products=len(ZH_CATALOG),
+        zh_ids=f"{ZH_CATALOG[0].id} to {ZH_CATALOG[-1].id}",
+        zh_queries=len(ZH_QUERIES),
     )
     (out / "README.md").write_text(text, encoding="utf-8")
 
@@ -1013,7 +1096,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_products(out)
     write_queries(out)
     write_readme(out)
-    print(f"wrote {len(CATALOG)} products and {len(QUERIES)} queries to {out}")
+    print(f"wrote {len(CATALOG)} products and {len(QUERIES)} queries to {out}, "
+          f"{len(CATALOG) + len(ZH_CATALOG)} products and {len(ZH_QUERIES)} queries to {out / 'zh'}")
 
 
 if __name__ == "__main__":
