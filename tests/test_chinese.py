@@ -133,6 +133,14 @@ def test_cjk_runs_become_unigrams_and_bigrams_and_latin_words_stay_words():
     assert script_shares("无线门铃 Wireless doorbell") == {CJK: 4 / 6, "spaced": 2 / 6} and script_shares("123 !") == {}
 
 
+def test_a_catalog_or_query_without_terms_under_the_cjk_analyzer(tmp_path):
+    index = LexicalIndex.build(["the", "a", "。"], CJK)  # no term at all: the NO_TERMS sentinel
+    index.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path, CJK)
+    assert loaded.scores("杯").tolist() == [0.0, 0.0, 0.0] and loaded.scores("").tolist() == [0.0, 0.0, 0.0]
+    assert LexicalIndex.build(["the", "红杯"], CJK).scores("杯").tolist()[1] > 0
+
+
 def test_the_cjk_analyzer_reads_english_exactly_as_the_standard_one():
     """Real Myntra titles (dev split): the same terms, and the same BM25 score for every
     product and query, to the last bit."""
