@@ -349,7 +349,7 @@ def query(
     if voice is not None or language is not None:
         from .speech import spoken_query
 
-        heard = spoken_query(text, voice, language)
+        heard = spoken_query(text, voice, language, searcher.vocabulary() if voice is not None else None)
         text = heard and heard.text
     search = searcher.explain if explain else searcher.search
     answer = search(
@@ -516,7 +516,7 @@ def tune(
     path = resolve_store_path(store)
     searcher = Searcher(Store(path, read_only=True))
     with _progress(quiet or json_out) as progress:
-        report = learn_settings(searcher, transcribed(read_queries(queries)), read_qrels(qrels), metric, folds, progress or None)
+        report = learn_settings(searcher, transcribed(read_queries(queries), searcher), read_qrels(qrels), metric, folds, progress or None)
     if save:
         with Store(path).writer("tune") as writable:
             save_settings(writable, report.settings)

@@ -28,6 +28,7 @@ from .search import SIGNALS, Query, Result, Searcher
 
 if TYPE_CHECKING:
     from .speech import Transcriber, Transcript
+    from .understanding import Vocabulary
 
 RUN_DEPTH = 100  # map and mrr are computed over this many results
 DEFAULT_KS = (10,)
@@ -246,8 +247,10 @@ def evaluate(
     scored: list[EvalQuery] = []
     latencies = []
 
+    vocabulary = searcher.vocabulary() if listener is not None else None
+
     def ask(q: EvalQuery, k: int) -> tuple[EvalQuery, list[Result]]:
-        asked, transcript = heard_query(q, listener, language)
+        asked, transcript = heard_query(q, listener, language, vocabulary)
         if transcript is not None:
             heard[q.id] = transcript
         options = {"filters": filters, "modalities": q.modalities or modalities, "fusion": fusion, "weights": weights}
@@ -290,22 +293,24 @@ def evaluate(
     )
 
 
-def transcribed(queries: list[EvalQuery]) -> list[EvalQuery]:
+def transcribed(queries: list[EvalQuery], searcher: Searcher) -> list[EvalQuery]:
     """The queries with each voice query's transcript as its text (for `tune`, which
     searches each query once, untimed); a clip without words is an error naming it."""
     if not any(q.voice for q in queries):
         return queries
     from .speech import transcriber
 
-    listener = transcriber()
-    return [replace(q, query=replace(q.query, text=listener.transcribe(q.voice).text)) if q.voice else q for q in queries]
+    listener, vocabulary = transcriber(), searcher.vocabulary()
+    return [replace(q, query=replace(q.query, text=listener.transcribe(q.voice, None, vocabulary).text)) if q.voice else q for q in queries]
 
 
-def heard_query(q: EvalQuery, listener: Transcriber | None, language: str | None = None) -> tuple[EvalQuery, Transcript | None]:
+def heard_query(
+    q: EvalQuery, listener: Transcriber | None, language: str | None = None, vocabulary: Vocabulary | None = None
+) -> tuple[EvalQuery, Transcript | None]:
     """The query as it is searched: a voice query with its transcript as its text."""
     if q.voice is None or listener is None:
         return q, None
-    transcript = listener.hear(q.voice, language)
+    transcript = listener.hear(q.voice, language, vocabulary)
     return replace(q, query=replace(q.query, text=transcript.text or None)), transcript
 
 

