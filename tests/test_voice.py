@@ -33,8 +33,8 @@ SPEECH_MODULES = {"faster_whisper", "ctranslate2", "av"}
 @pytest.fixture(scope="session")
 def spoken(tmp_path_factory) -> dict[str, Path]:
     """Each phrase spoken by Piper (``NAME``) and through a telephone band (``NAME-tel``,
-    8 kHz), a second of silence, two seconds of a chord (music, no words) and a text file
-    named .wav."""
+    8 kHz), a second of silence, two seconds of a chord (music, no words), two of white
+    noise, one of a 440 Hz tone and a text file named .wav."""
     voice_bench = pytest.importorskip("benchmarks.voice")
     pytest.importorskip("piper", reason="piper-tts (a test dependency) is not installed")
     folder = tmp_path_factory.mktemp("spoken")
@@ -47,8 +47,10 @@ def spoken(tmp_path_factory) -> dict[str, Path]:
     sf.write(folder / "silence.wav", np.zeros(rate, np.float32), rate)
     t = np.arange(2 * rate) / rate
     sf.write(folder / "chord.wav", (0.2 * sum(np.sin(2 * np.pi * f * t) for f in (262, 330, 392))).astype(np.float32), rate)
+    sf.write(folder / "noise.wav", (0.02 * np.random.default_rng(0).standard_normal(2 * rate)).astype(np.float32), rate)
+    sf.write(folder / "tone.wav", (0.3 * np.sin(2 * np.pi * 440 * t[:rate])).astype(np.float32), rate)
     (folder / "notes.wav").write_text("not a recording\n")
-    return {**clips, **{name: folder / f"{name}.wav" for name in ("silence", "chord", "notes")}}
+    return {**clips, **{name: folder / f"{name}.wav" for name in ("silence", "chord", "noise", "tone", "notes")}}
 
 
 def voice_json(store: Path, clip: Path, *args: str) -> dict:
@@ -112,10 +114,29 @@ def test_an_unknown_language_is_a_usage_error_and_a_known_one_is_used(fake_store
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "clip, words",
-    [("silence", ["silence.wav", "silent"]), ("chord", ["chord.wav", "no words were recognised"]), ("notes", ["notes.wav", "not a readable audio file"])],
+    [
+        ("silence", ["silence.wav", "silent"]),
+        ("chord", ["chord.wav", "no words were recognised"]),
+        ("noise", ["noise.wav", "no words were recognised"]),
+        ("notes", ["notes.wav", "not a readable audio file"]),
+    ],
 )
 def test_silence_music_and_a_non_audio_file_are_one_line_errors(fake_store, spoken, clip, words):
     one_line_error(run_cli("query", "--voice", str(spoken[clip]), store=fake_store, check=1), *words)
+
+
+@pytest.mark.slow
+def test_a_catalog_prompt_does_not_turn_noise_or_a_tone_into_words(spoken):
+    """Given a long prompt of shop words, Whisper alone wrote words for white noise and
+    a tone; the speech gate keeps them wordless, and lets the spoken queries through."""
+    from mmsearch.media import load_audio
+
+    prompt = "Casual, Men, Apparel, Women, Topwear, Accessories, Black, Footwear, Shoes, Tshirts, White, Blue, Sports, Brown, Shirts."
+    listener = speech.transcriber()
+    for clip in ("noise", "tone"):
+        assert listener.words(speech.prepared(load_audio(spoken[clip])), None, prompt) == ("", "", 0.0), clip
+    for clip in ("mug", "doorbell-tel"):
+        assert speech.has_speech(speech.prepared(load_audio(spoken[clip]))), clip
 
 
 def test_a_missing_voice_file_is_one_line(fake_store, tmp_path):
