@@ -322,6 +322,9 @@ WhereOpt = Annotated[list[str], typer.Option("--where", metavar="COLUMN=VALUE", 
 Fusion = Enum("Fusion", {name: name for name in FUSIONS}, type=str)  # an unknown method is a usage error (exit 2)
 FusionOpt = Annotated[Optional[Fusion], typer.Option(help="How signals are combined [default: the store's saved settings, else weighted].")]
 WeightOpt = Annotated[list[str], typer.Option("--weight", metavar="SIGNAL=W", help="Signal weight in fusion (repeatable).")]
+LanguageOpt = Annotated[
+    Optional[str], typer.Option("--language", metavar="CODE", help="Language of the spoken queries (en, zh, de, ...) [default: detected per query].")
+]
 ModalityOpt = Annotated[Optional[str], typer.Option(help="Comma list of signals: lexical,text,image,audio,duplicate,attributes [default: all the query reaches]")]
 
 
@@ -332,6 +335,10 @@ def query(
     image: Annotated[Optional[Path], typer.Option(help="Query image file.")] = None,
     audio: Annotated[Optional[Path], typer.Option(help="Query audio file.")] = None,
     like: Annotated[Optional[str], typer.Option(help="Find products like this product id.")] = None,
+    voice: Annotated[
+        Optional[Path], typer.Option("--voice", metavar="FILE", help="Spoken query (WAV, MP3, FLAC, OGG): transcribed offline; its words are the query text.")
+    ] = None,
+    language: LanguageOpt = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 10,
     modality: ModalityOpt = None,
     fusion: FusionOpt = None,
@@ -352,6 +359,7 @@ def query(
     Examples: mmsearch query 'red coffee mug under 20'
               mmsearch query 'grey casual shirts for men' --explain
               mmsearch query --image photo.jpg -k 5 --json
+              mmsearch query --voice question.wav --max-price 20
               mmsearch query 'red dress' --html results.html
               mmsearch query 'dog barking' --where sound=dog
     """
@@ -364,6 +372,12 @@ def query(
     filters = Filters.from_options(category, brand, min_price, max_price, where)
     signals = parse_modalities(modality, SIGNALS) if modality is not None else None
     searcher = Searcher(Store(resolve_store_path(store), read_only=True))
+    heard = None
+    if voice is not None or language is not None:
+        from .speech import spoken_query
+
+        heard = spoken_query(text, voice, language, searcher.vocabulary() if voice is not None else None)
+        text = heard and heard.text
     search = searcher.explain if explain else searcher.search
     answer = search(
         Query(text, image, audio, like), k=k, filters=filters, modalities=signals, fusion=fusion.value if fusion else None, weights=parse_weights(weight, SIGNALS)
@@ -375,11 +389,15 @@ def query(
         _write_page(html, results_page(found, Query(text, image, audio, like), searcher.store.root))
     if not found and not filters.is_empty():
         check_filters(searcher.store, filters)  # a column or value that does not exist is a usage error
-    if json_out and explain:
-        _print_json({"understood": understood and understood.to_dict(), "results": [r.to_dict() for r in found]})
+    if json_out and (explain or heard):
+        voice_part = {"voice": heard.to_dict()} if heard else {}
+        explain_part = {"understood": understood and understood.to_dict()} if explain else {}
+        _print_json({**voice_part, **explain_part, "results": [r.to_dict() for r in found]})
     elif json_out:
         _print_json([r.to_dict() for r in found])
     else:
+        if heard:
+            render.transcript(out, heard)
         if explain:
             render.understanding(out, understood)
         render.results(out, found)
@@ -420,13 +438,14 @@ def serve(
 @app.command("eval")
 @_command
 def eval_(
-    queries: Annotated[Path, typer.Option(help="QUERIES.csv: query_id and any of text, image, audio, modality.")],
+    queries: Annotated[Path, typer.Option(help="QUERIES.csv: query_id and any of text, voice, image, audio, modality.")],
     qrels: Annotated[Path, typer.Option(help="QRELS.csv: query_id, product_id, relevance.")],
     k: Annotated[list[int], typer.Option("-k", min=1, help="Cutoff (repeatable) [default: 10].")] = [],
     fail_under: Annotated[list[str], typer.Option("--fail-under", metavar="METRIC=VALUE", help="Exit 4 if METRIC is below VALUE (repeatable).")] = [],
     modality: ModalityOpt = None,
     fusion: FusionOpt = None,
     weight: WeightOpt = [],
+    language: LanguageOpt = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -479,6 +498,7 @@ def eval_(
             modalities=signals,
             progress=progress or None,
             weights=parse_weights(weight, SIGNALS),
+            language=language,
         )
     if json_out:
         _print_json(report.to_dict())
@@ -486,6 +506,8 @@ def eval_(
         render.eval_report(out, report)
     if summary := report.skipped_summary():
         err.print(f"[yellow]not scored:[/yellow] {escape(summary)}", highlight=False)
+    if unheard := report.unheard():
+        err.print(f"[yellow]note:[/yellow] {escape(unheard)}", highlight=False)
     if report_dir is not None:
         page = html_report.write_report(report_dir, report, searcher, ks[0], other)
         if not quiet:
@@ -500,7 +522,7 @@ def eval_(
 @app.command()
 @_command
 def tune(
-    queries: Annotated[Path, typer.Option(help="QUERIES.csv: query_id and any of text, image, audio, modality.")],
+    queries: Annotated[Path, typer.Option(help="QUERIES.csv: query_id and any of text, voice, image, audio, modality.")],
     qrels: Annotated[Path, typer.Option(help="QRELS.csv: query_id, product_id, relevance.")],
     metric: Annotated[str, typer.Option(help="The metric to maximise, e.g. ndcg@10, recall@20, map.")] = "ndcg@10",
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
@@ -513,7 +535,7 @@ def tune(
 
     Example: mmsearch tune --queries queries.csv --qrels qrels.csv --save
     """
-    from .evaluation import read_qrels, read_queries
+    from .evaluation import read_qrels, read_queries, transcribed
     from .search import Searcher
     from .tuning import save_settings
     from .tuning import tune as learn_settings
@@ -521,7 +543,7 @@ def tune(
     path = resolve_store_path(store)
     searcher = Searcher(Store(path, read_only=True))
     with _progress(quiet or json_out) as progress:
-        report = learn_settings(searcher, read_queries(queries), read_qrels(qrels), metric, folds, progress or None)
+        report = learn_settings(searcher, transcribed(read_queries(queries), searcher), read_qrels(qrels), metric, folds, progress or None)
     if save:
         with Store(path).writer("tune") as writable:
             save_settings(writable, report.settings)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,10 @@ from .errors import ExitCode, MMSearchError
 from .filters import Filters
 from .options import parse_pairs
 from .search import SIGNALS, Query, Result, Searcher
+
+if TYPE_CHECKING:
+    from .speech import Transcriber, Transcript
+    from .understanding import Vocabulary
 
 RUN_DEPTH = 100  # map and mrr are computed over this many results
 DEFAULT_KS = (10,)
@@ -45,6 +49,8 @@ class EvalQuery:
     id: str
     query: Query
     modalities: list[str] | None = None
+    #: a spoken query (the voice column): its transcript becomes the query's text
+    voice: Path | None = None
 
 
 @dataclass
@@ -66,10 +72,23 @@ class EvalReport:
     judgments: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
     rankings: dict[str, list[Result]] = field(default_factory=dict, repr=False)
+    #: what each scored voice query was heard as, by query id
+    voice: dict[str, Transcript] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         k = self.k[0] if len(self.k) == 1 else self.k
-        return {"metrics": self.metrics, "queries": self.queries, "k": k, "skipped": self.skipped, "fusion": self.fusion}
+        out = {"metrics": self.metrics, "queries": self.queries, "k": k, "skipped": self.skipped, "fusion": self.fusion}
+        if self.voice:
+            out["voice"] = {qid: heard.to_dict() for qid, heard in self.voice.items()}
+        return out
+
+    def unheard(self) -> str | None:
+        """One line naming the voice queries in which no words were recognised (they
+        returned nothing and scored 0), or None."""
+        ids = [qid for qid, heard in self.voice.items() if not heard.text]
+        if not ids:
+            return None
+        return f"{len(ids)} voice quer{'y' if len(ids) == 1 else 'ies'} with no words recognised, scored 0: {', '.join(ids[:EXAMPLES])}" + (", …" if len(ids) > EXAMPLES else "")
 
     def skipped_summary(self) -> str | None:
         """One line: how many of each kind were not scored, with a few examples."""
@@ -102,8 +121,9 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
 
 
 def read_queries(path: Path) -> list[EvalQuery]:
-    """QUERIES.csv: query_id and any of text, image, audio (paths relative to the file's
-    folder unless absolute), optional modality (comma list)."""
+    """QUERIES.csv: query_id and any of text, voice, image, audio (paths relative to the
+    file's folder unless absolute), optional modality (comma list). A voice clip's words
+    are the query's text, so a query gives text or voice, not both."""
     frame = _read_csv(path, ["query_id"])
     base = path.parent
     queries = []
@@ -119,11 +139,14 @@ def read_queries(path: Path) -> list[EvalQuery]:
             return (base / value if not Path(value).is_absolute() else Path(value)) if value else None
 
         query = Query(text=row.get("text", "").strip() or None, image=media("image"), audio=media("audio"))
-        if query.is_empty():
-            raise MMSearchError(f"{path} line {line}: query {row['query_id']!r} has no text, image or audio")
+        voice = media("voice")
+        if query.is_empty() and voice is None:
+            raise MMSearchError(f"{path} line {line}: query {row['query_id']!r} has no text, voice, image or audio")
+        if query.text and voice is not None:
+            raise MMSearchError(f"{path} line {line}: query {row['query_id']!r} has both text and voice: the voice's transcript is its text, give one")
         modality = row.get("modality", "").strip()
         signals = parse_modalities(modality, SIGNALS, f"{path} line {line}: modality") if modality else None
-        queries.append(EvalQuery(qid, query, signals))
+        queries.append(EvalQuery(qid, query, signals, voice))
     return queries
 
 
@@ -200,28 +223,49 @@ def evaluate(
     filters: Filters | None = None,
     progress: Any = None,
     weights: dict[str, float] | None = None,
+    language: str | None = None,
 ) -> EvalReport:
+    """Search every judged query and score the run. A voice query is transcribed as part
+    of its search (its latency includes the transcription); one in which no words were
+    recognised returns nothing, as it would for a shopper."""
     ks = sorted(set(ks))
     judged, qrels, skipped = split_qrels(searcher, queries, qrels)
     if not judged:
         raise MMSearchError(
             "no query in QUERIES.csv has a relevant product in QRELS.csv that the store holds: check the query and product ids"
         )
+    listener = None
+    if language is not None or any(q.voice for q in judged):
+        from .speech import check_language, transcriber
+
+        language = check_language(language)
+        listener = transcriber() if any(q.voice for q in judged) else None
     depth = max(RUN_DEPTH, *ks)
     run: dict[str, dict[str, float]] = {}
     rankings: dict[str, list[Result]] = {}
+    heard: dict[str, Transcript] = {}
+    scored: list[EvalQuery] = []
     latencies = []
+
+    vocabulary = searcher.vocabulary() if listener is not None else None
+
+    def ask(q: EvalQuery, k: int) -> tuple[EvalQuery, list[Result]]:
+        asked, transcript = heard_query(q, listener, language, vocabulary)
+        if transcript is not None:
+            heard[q.id] = transcript
+        options = {"filters": filters, "modalities": q.modalities or modalities, "fusion": fusion, "weights": weights}
+        return asked, ([] if asked.query.is_empty() else searcher.search(asked.query, k=k, **options))
+
     # Load each query kind's models before timing, so latency is search, not start-up.
-    kinds = {(bool(q.query.text), bool(q.query.image), bool(q.query.audio)): q for q in judged}
+    kinds = {(bool(q.query.text), bool(q.voice), bool(q.query.image), bool(q.query.audio)): q for q in judged}
     for q in kinds.values():
-        searcher.search(q.query, k=1, filters=filters, modalities=q.modalities or modalities, fusion=fusion, weights=weights)
+        ask(q, 1)
     task = progress.add_task("eval", total=len(judged)) if progress else None
     for q in judged:
         started = time.perf_counter()
-        results = searcher.search(
-            q.query, k=depth, filters=filters, modalities=q.modalities or modalities, fusion=fusion, weights=weights
-        )
+        asked, results = ask(q, depth)
         latencies.append(time.perf_counter() - started)
+        scored.append(asked)
         # trec_eval orders by score and breaks ties by doc id: give strictly falling scores.
         run[q.id] = {r.id: float(depth - r.rank + 1) for r in results}
         rankings[q.id] = results[: ks[-1]]
@@ -241,11 +285,33 @@ def evaluate(
         per_query=per_query,
         skipped=skipped,
         fusion=settings,
-        scored=judged,
+        scored=scored,
         judgments=qrels,
         run=run,
         rankings=rankings,
+        voice={q.id: heard[q.id] for q in judged if q.id in heard},
     )
+
+
+def transcribed(queries: list[EvalQuery], searcher: Searcher) -> list[EvalQuery]:
+    """The queries with each voice query's transcript as its text (for `tune`, which
+    searches each query once, untimed); a clip without words is an error naming it."""
+    if not any(q.voice for q in queries):
+        return queries
+    from .speech import transcriber
+
+    listener, vocabulary = transcriber(), searcher.vocabulary()
+    return [replace(q, query=replace(q.query, text=listener.transcribe(q.voice, None, vocabulary).text)) if q.voice else q for q in queries]
+
+
+def heard_query(
+    q: EvalQuery, listener: Transcriber | None, language: str | None = None, vocabulary: Vocabulary | None = None
+) -> tuple[EvalQuery, Transcript | None]:
+    """The query as it is searched: a voice query with its transcript as its text."""
+    if q.voice is None or listener is None:
+        return q, None
+    transcript = listener.hear(q.voice, language, vocabulary)
+    return replace(q, query=replace(q.query, text=transcript.text or None)), transcript
 
 
 def parse_thresholds(items: Sequence[str], ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the reports' modules import what their commands need; --hel
     from .evaluation import EvalReport
     from .indexing import IndexReport
     from .search import Result
+    from .speech import Transcript
     from .tuning import TuneReport
     from .understanding import Understanding
 
@@ -110,6 +111,11 @@ def understanding(console: Console, understood: Understanding | None) -> None:
         console.print(f"price phrase {_text(price.phrase)!r}: {bounds}{note}", highlight=False)
     if understood.rest != understood.text:
         console.print(f"text for the other signals: {_text(understood.rest)!r}", highlight=False)
+
+
+def transcript(console: Console, heard: Transcript) -> None:
+    """What a voice query was heard as, above its results."""
+    console.print(f"heard: {_text(heard.text)!r} ({heard.language}, p={heard.language_probability:.2f}; {heard.seconds:.1f} s)", highlight=False)
 
 
 def results(console: Console, results: list[Result]) -> None:

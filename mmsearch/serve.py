@@ -4,7 +4,8 @@ catalog's media files.
 
     GET  /api/search?q=...&k=...     results as `mmsearch query --json` gives them, with
                                      media URLs in place of file paths
-    POST /api/search                 the same, multipart, with an uploaded image or audio
+    POST /api/search                 the same, multipart, with an uploaded image, audio
+                                     or voice (a spoken query, transcribed: speech.py)
     GET  /api/products/{id}          one catalog row
     GET  /api/health                 store, live generation, product and part counts
     GET  /media/{id}/{kind}/{n}      a product's n-th image or audio file, as registered
@@ -30,7 +31,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import FastAPI, Form, Query, Request, UploadFile
@@ -62,6 +63,9 @@ from .search import SIGNALS, Result
 from .search import Query as SearchQuery
 from .store import Store
 from .understanding import Understanding
+
+if TYPE_CHECKING:
+    from .speech import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +127,7 @@ class UploadParams(SearchParams):
 
     image: UploadFile | None = Field(None, description="Query image (any format Pillow reads).")
     audio: UploadFile | None = Field(None, description="Query sound clip (WAV, FLAC, MP3, ...).")
+    voice: UploadFile | None = Field(None, description="Spoken query (WAV, FLAC, MP3, OGG): transcribed, its words are the query text (then leave q blank).")
 
 
 class ErrorBody(BaseModel):
@@ -149,6 +154,7 @@ class SearchBody(BaseModel):
     results: list[ResultBody]
     understood: dict[str, Any] | None = Field(None, description="With explain: the values and price phrase understood in q.")
     note: str | None = Field(None, description="Why filtered results are empty, when they are.")
+    voice: dict[str, Any] | None = Field(None, description="With a voice upload: {transcript, language, language_probability, seconds}.")
 
 
 class ProductBody(BaseModel):
@@ -184,6 +190,7 @@ class Answer:
     understood: Understanding | None = None
     note: str | None = None
     explain: bool = False
+    voice: Transcript | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"generation": self.generation, "results": [result_json(r) for r in self.results]}
@@ -191,6 +198,8 @@ class Answer:
             out["understood"] = self.understood and self.understood.to_dict()
         if self.note:
             out["note"] = self.note
+        if self.voice:
+            out["voice"] = self.voice.to_dict()
         return out
 
 
@@ -202,11 +211,19 @@ def result_json(result: Result) -> dict[str, Any]:
     return out
 
 
-def search(live: LiveIndex, params: SearchParams, image: Path | None = None, audio: Path | None = None) -> Answer:
+def search(live: LiveIndex, params: SearchParams, image: Path | None = None, audio: Path | None = None, voice: Path | None = None) -> Answer:
     """On the live thread: what `mmsearch query` answers for the same options, and the
-    same check that a filter which matched nothing names a column and value that exist."""
+    same check that a filter which matched nothing names a column and value that exist.
+    A voice file is transcribed first (the model loads on the first one) and its words
+    are the query text."""
     searcher = live.searcher()
     filters = Filters.from_options(params.category, params.brand, params.min_price, params.max_price, params.where)
+    heard = None
+    if voice is not None:
+        from .speech import spoken_query
+
+        heard = spoken_query(params.q, voice, None, searcher.vocabulary())
+        params = params.model_copy(update={"q": heard.text})
     options = {
         "k": params.k or DEFAULT_K,
         "filters": filters,
@@ -220,7 +237,7 @@ def search(live: LiveIndex, params: SearchParams, image: Path | None = None, aud
     if not results and not filters.is_empty():
         check_filters(searcher.store, filters)
         note = no_match_hint(searcher.store, filters)
-    return Answer(searcher.folder.name, results, understood, note, params.explain)
+    return Answer(searcher.folder.name, results, understood, note, params.explain, heard)
 
 
 # -- uploads -----------------------------------------------------------------------
@@ -262,7 +279,7 @@ class _BodyLimit:
 class Upload:
     """An uploaded query file saved to a temporary file for the decoders."""
 
-    kind: str  # image | audio
+    kind: str  # image | audio | voice
     name: str  # the name the client gave, for messages
     path: Path
 
@@ -321,11 +338,11 @@ def upload_kind(upload: UploadFile) -> str:
 
 
 async def search_with(live: LiveIndex, params: SearchParams, uploads: dict[str, Upload]) -> Answer:
-    """``search`` with the uploaded files as the query's image and audio. An error that
-    names a temporary file names the upload instead."""
-    image, audio = uploads.get("image"), uploads.get("audio")
+    """``search`` with the uploaded files as the query's image, audio and voice. An error
+    that names a temporary file names the upload instead."""
+    image, audio, voice = uploads.get("image"), uploads.get("audio"), uploads.get("voice")
     try:
-        return await live.run(search, live, params, image and image.path, audio and audio.path)
+        return await live.run(search, live, params, image and image.path, audio and audio.path, voice and voice.path)
     except MMSearchError as exc:
         message = str(exc)
         for upload in uploads.values():
@@ -459,7 +476,7 @@ class Page:
 
 def page_params(fields: Mapping[str, Any], getlist: Any) -> SearchParams:
     """SearchParams from a form or query string (``getlist(name)`` for repeated fields)."""
-    data = {name: (getlist(name) if name in ("where", "weight") else fields[name]) for name in fields if name != "file"}
+    data = {name: (getlist(name) if name in ("where", "weight") else fields[name]) for name in fields if name not in ("file", "voice")}
     return SearchParams.model_validate(data)
 
 
@@ -547,10 +564,11 @@ def create_app(store_path: Path, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB *
         """Search with text or a product (`like`), filters and fusion options, as `mmsearch query --json`."""
         return (await live.run(search, live, params)).to_dict()
 
-    @app.post("/api/search", summary="Search with a photo or sound", response_model=None, responses={200: {"model": SearchBody}, **_errors(400, 413, 422, 500)})
+    @app.post("/api/search", summary="Search with a photo, sound or spoken query", response_model=None, responses={200: {"model": SearchBody}, **_errors(400, 413, 422, 500)})
     async def api_search_upload(params: Annotated[UploadParams, Form(media_type="multipart/form-data")]) -> dict[str, Any]:
-        """Search with an uploaded image and/or sound clip (plus any field of GET /api/search)."""
-        async with saved({"image": _given(params.image), "audio": _given(params.audio)}, max_upload_bytes) as uploads:
+        """Search with an uploaded image, sound clip and/or spoken query (plus any field of GET /api/search)."""
+        files = {"image": _given(params.image), "audio": _given(params.audio), "voice": _given(params.voice)}
+        async with saved(files, max_upload_bytes) as uploads:
             return (await search_with(live, params, uploads)).to_dict()
 
     @app.get("/api/products/{product_id:path}", summary="A product", response_model=None, responses={200: {"model": ProductBody}, **_errors(404, 422)})
@@ -571,19 +589,21 @@ def create_app(store_path: Path, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB *
         return FileResponse(path, media_type=media_type, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
     # -- the page -----------------------------------------------------------------
-    async def show(fields: Mapping[str, Any], getlist: Any, file: UploadFile | None = None) -> HTMLResponse:
+    async def show(fields: Mapping[str, Any], getlist: Any, file: UploadFile | None = None, voice: UploadFile | None = None) -> HTMLResponse:
         state = PageState()
         try:
             state.params = params = page_params(fields, getlist)
-            if params.q or params.like or file is not None:
+            if params.q or params.like or file is not None or voice is not None:
                 kind = upload_kind(file) if file is not None else None
-                async with saved({kind: file} if kind else {}, max_upload_bytes) as uploads:
+                files = {**({kind: file} if kind else {}), **({"voice": voice} if voice is not None else {})}
+                async with saved(files, max_upload_bytes) as uploads:
                     if kind == "image":
                         state.query_image = await run_in_threadpool(views.FileMedia().file, uploads[kind].path, kind)
                     state.answer = await search_with(live, params, uploads)
                 named = Path(file.filename or kind or "") if file is not None else None
+                heard = state.answer.voice.text if state.answer.voice else params.q
                 state.label = views.query_label(
-                    SearchQuery(params.q, named if kind == "image" else None, named if kind == "audio" else None, params.like)
+                    SearchQuery(heard, named if kind == "image" else None, named if kind == "audio" else None, params.like)
                 )
         except ValidationError as exc:
             state.error, state.status = validation_line(exc.errors()), 422
@@ -601,7 +621,7 @@ def create_app(store_path: Path, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB *
     async def search_page_upload(request: Request) -> HTMLResponse:
         try:
             async with request.form() as form:  # its spooled files are closed after
-                return await show(form, form.getlist, _given(form.get("file")))
+                return await show(form, form.getlist, _given(form.get("file")), _given(form.get("voice")))
         except HTTPException as exc:  # the body went over the limit while it was read
             return await page.render(PageState(error=one_line(exc.detail), status=exc.status_code))
 
