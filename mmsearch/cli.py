@@ -308,6 +308,8 @@ def index(
             configure_analyzer(st, analyzer)
         with _progress(quiet or json_out) as progress:  # after the options' errors, so that one is the only line
             report = build_index(st, m, ef_construction, progress or None, configured_backend(st, token), target_recall)
+    for note in report.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
     if json_out:
         _print_json(report.__dict__)
     elif not quiet:

@@ -35,7 +35,7 @@ from .backends import (
     Synced,
     make_backend,
 )
-from .bridge import Bridge, ZeroShotBridge, bridge_id, make_bridge
+from .bridge import Bridge, ZeroShotBridge, bridge_id, make_bridge, stale_alignment
 from .embedding import record_missing_facts, wanted_items
 from .encoders import MODALITIES, load_encoder
 from .encoders.audio import DEFAULT_AUDIO_MODEL
@@ -57,6 +57,7 @@ class IndexReport:
     backend: dict[str, Any] = field(default_factory=dict)
     synced: dict[str, dict[str, int]] = field(default_factory=dict)  # Milvus part -> upserted, deleted
     up_to_date: bool = False
+    notes: list[str] = field(default_factory=list)  # what the user should know (a stale alignment)
 
 
 @dataclass
@@ -209,9 +210,14 @@ class PartPlanner:
 
     # -- bridge -------------------------------------------------------------------
     @cached_property
+    def stale_alignment(self) -> str | None:
+        """Why the store's alignment is not used (trained for other models), or None."""
+        return stale_alignment(self.items.manifest.get("alignment"), self.items.models)
+
+    @cached_property
     def _alignment_path(self) -> Path | None:
         alignment = self.items.manifest.get("alignment")
-        return self.store.root / alignment["file"] if alignment else None
+        return self.store.root / alignment["file"] if alignment and not self.stale_alignment else None
 
     @cached_property
     def bridge(self) -> Bridge:
@@ -328,6 +334,8 @@ def _build_index(store: Store, planner: PartPlanner, progress: Any) -> IndexRepo
     backend = planner.backend
     scratch = generations.Scratch(store)
     report = IndexReport(backend=backend.settings())
+    if {"image", "text"} <= set(planner.items.models) and planner.stale_alignment:
+        report.notes.append(planner.stale_alignment)
     task = progress.add_task("index", total=len(plans)) if progress else None
     for plan in plans:
         report.counts[plan.name] = plan.count

