@@ -7,7 +7,7 @@ Only the ``train`` and ``dev`` splits are ever read: ``test`` is held out.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,11 +61,14 @@ def attribute_query(article: str, colour: str, gender: str, usage: str) -> str:
     return f"{text} for {GENDER_WORDS[gender]}" if gender in GENDER_WORDS else text
 
 
-def attribute_queries(rows: list[dict[str, str]], n: int, seed: int = 0) -> EvalSet:
+def attribute_queries(
+    rows: list[dict[str, str]], n: int, seed: int = 0, phrase: Callable[[str, str, str, str], str] = attribute_query
+) -> EvalSet:
     """Text -> product. Queries are distinct (articleType, colour, gender, usage)
-    combinations of catalog products, sampled with a seed. A product is relevant only if
-    its articleType matches; its grade is the number of the four attributes that match
-    (1 = article type only ... 4 = all four)."""
+    combinations of catalog products, sampled with a seed, each worded by ``phrase``
+    (another language's wording keeps the same sample and grades). A product is relevant
+    only if its articleType matches; its grade is the number of the four attributes that
+    match (1 = article type only ... 4 = all four)."""
     combos = sorted({tuple(r[a] for a in ATTRIBUTES) for r in rows if r["articleType"] and r["baseColour"]})
     random.Random(seed).shuffle(combos)
     queries, qrels = [], []
@@ -74,7 +77,7 @@ def attribute_queries(rows: list[dict[str, str]], n: int, seed: int = 0) -> Eval
         by_article.setdefault(r["articleType"], []).append(r)
     for i, combo in enumerate(combos[:n]):
         qid = f"attr{i:04d}"
-        queries.append({"query_id": qid, "text": attribute_query(*combo)})
+        queries.append({"query_id": qid, "text": phrase(*combo)})
         for r in by_article[combo[0]]:
             grade = sum(r[a] == v for a, v in zip(ATTRIBUTES, combo))
             qrels.append((qid, r["id"], grade))
