@@ -88,7 +88,7 @@ def to_milvus(store_root: Path, uri: str, prefix: str) -> dict:
 
 def test_query_results_and_filters_equal_hnswlib(sample_store, milvus_uri, reference, tmp_path):
     report = to_milvus(sample_store, milvus_uri, unique_prefix(tmp_path))
-    assert set(report["synced"]) == {"text", "image", "audio", "image_x", "text_x"}
+    assert set(report["synced"]) == {"text", "image", "audio", "image_x", "text_x", "audio_x"}
     assert report["synced"]["image"] == {"upserted": 34, "deleted": 0}
     searcher = Searcher(Store(sample_store))
     assert {searcher.manifest["parts"][p]["backend"] for p in report["synced"]} == {"milvus"}
