@@ -243,11 +243,17 @@ def myntra_rows(split: str, n: int) -> list[dict[str, str]]:
         return datasets.only_allowed(csv.DictReader(fh), [split])[:n]
 
 
-def build_store(root: Path, models: dict[str, str | None] | None = None) -> Path:
-    """sample_data ingested, embedded (with ``models``, default: the real ones) and indexed."""
+def build_store(
+    root: Path,
+    models: dict[str, str | None] | None = None,
+    catalog: Path = SAMPLE / "products.csv",
+    media_dir: Path | None = None,
+) -> Path:
+    """``catalog`` (default: sample_data's) ingested with no reject, embedded (with
+    ``models``, default: the real ones) and indexed."""
     store = Store(root)
     with store.writer("test"):
-        report = ingest(store, SAMPLE / "products.csv")
+        report = ingest(store, catalog, media_dir)
         assert not report.rejects
         embed(store, models)
         build_index(store)

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch import Searcher, Store, build_index, embed, ingest
+from mmsearch import Searcher, Store, embed, ingest
 from mmsearch.embedding import language_note, resolve_models
 from mmsearch.fusion import fuse
 from mmsearch.language import MULTILINGUAL_TEXT_MODEL, detect, has_cjk, text_languages
 from mmsearch.lexical import CJK, STANDARD, LexicalIndex, cjk_terms, script_shares
 from mmsearch.search import Query
 
-from .conftest import FAKE_MODELS, SAMPLE, myntra_rows, run_cli, run_json
+from .conftest import FAKE_MODELS, SAMPLE, build_store, myntra_rows, run_cli, run_json
 
 ZH = SAMPLE / "zh"
 #: the Chinese and bilingual products of sample_data/zh, and its unrelated ones for a cup query
@@ -74,16 +74,6 @@ def write_catalog(path: Path, rows: list[tuple[str, ...]], header: tuple[str, ..
     return path
 
 
-def build(root: Path, catalog: Path, models: dict[str, str | None] | None = None, media_dir: Path | None = None) -> Path:
-    store = Store(root)
-    with store.writer("test"):
-        assert not ingest(store, catalog, media_dir).rejects
-        embed(store, models)
-        build_index(store)
-    store.close()
-    return root
-
-
 def manifest(store: Path) -> dict:
     return json.loads((store / "manifest.json").read_text(encoding="utf-8"))
 
@@ -95,7 +85,7 @@ def ids(results) -> list[str]:
 @pytest.fixture(scope="module")
 def zh_fake_template(tmp_path_factory) -> Path:
     """sample_data/zh (the shop plus its Chinese and bilingual products), fake encoder."""
-    return build(tmp_path_factory.mktemp("zh") / "store", ZH / "products.csv", FAKE_MODELS, SAMPLE)
+    return build_store(tmp_path_factory.mktemp("zh") / "store", FAKE_MODELS, ZH / "products.csv", SAMPLE)
 
 
 @pytest.fixture
@@ -116,7 +106,7 @@ CHINESE_SHOP = [
 
 @pytest.fixture
 def chinese_store(tmp_path) -> Path:
-    return build(tmp_path / "store", write_catalog(tmp_path / "shop.csv", CHINESE_SHOP), FAKE_MODELS)
+    return build_store(tmp_path / "store", FAKE_MODELS, write_catalog(tmp_path / "shop.csv", CHINESE_SHOP))
 
 
 # -- the analyzer -------------------------------------------------------------------
@@ -371,7 +361,7 @@ def test_an_english_catalog_keeps_every_lexical_score(fake_store):
 @pytest.fixture(scope="module")
 def zh_sample_store(tmp_path_factory) -> Path:
     """sample_data/zh ingested, embedded and indexed with no flag at all."""
-    return build(tmp_path_factory.mktemp("zh-real") / "store", ZH / "products.csv", media_dir=SAMPLE)
+    return build_store(tmp_path_factory.mktemp("zh-real") / "store", catalog=ZH / "products.csv", media_dir=SAMPLE)
 
 
 @pytest.mark.slow
@@ -403,7 +393,7 @@ def test_cross_language_retrieval_on_translated_myntra_titles(tmp_path):
     languages. Without BM25's cross-script rule these were 0.56 (zh) and 0.54 (en)."""
     rows = [r for r in myntra_rows("dev", 400) if r["articleType"] in ARTICLES and r["baseColour"] in COLOURS]
     catalog = [(r["id"], _zh_title(r) if i % 2 == 0 else r["title"]) for i, r in enumerate(rows)]
-    store = build(tmp_path / "store", write_catalog(tmp_path / "mixed.csv", catalog, ("id", "title")))
+    store = build_store(tmp_path / "store", catalog=write_catalog(tmp_path / "mixed.csv", catalog, ("id", "title")))
     assert manifest(store)["models"]["text"]["name"] == MULTILINGUAL_TEXT_MODEL
     searcher = Searcher(Store(store, read_only=True))
     combos = [c for c, n in collections.Counter((r["baseColour"], r["articleType"]) for r in rows).most_common() if n >= 2]

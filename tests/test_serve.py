@@ -21,10 +21,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from mmsearch import Store, build_index, embed, ingest, serve
+from mmsearch import Store, serve
 from mmsearch.views import media_url
 
-from .conftest import FAKE_MODELS, SAMPLE, cli_imports, run_cli
+from .conftest import FAKE_MODELS, SAMPLE, build_store, cli_imports, run_cli
 from .conftest import serve as serve_process
 
 PHOTO = SAMPLE / "images" / "p007.png"
@@ -320,12 +320,7 @@ def add_product_and_reindex(store_path: Path, tmp_path: Path) -> None:
     rows = (SAMPLE / "products.csv").read_text(encoding="utf-8")
     catalog = tmp_path / "products.csv"
     catalog.write_text(rows.rstrip("\n") + "\np999,Purple velvet armchair,Deep purple velvet armchair,Chairs,Loungeco,299,,,purple,velvet\n")
-    store = Store(store_path)
-    with store.writer("test"):
-        assert not ingest(store, catalog, SAMPLE).rejects
-        embed(store, FAKE_MODELS)
-        build_index(store)
-    store.close()
+    build_store(store_path, FAKE_MODELS, catalog, SAMPLE)
 
 
 def test_a_new_generation_is_served_without_a_restart(fake_store, tmp_path):
