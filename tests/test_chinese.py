@@ -335,18 +335,20 @@ def test_a_ceiling_scales_a_weighted_signal_by_a_full_match():
 
 def test_a_chinese_query_leaves_english_products_without_a_lexical_score(zh_fake_store):
     searcher = Searcher(Store(zh_fake_store, read_only=True))
-    scored = searcher.score_signals(Query(text="咖啡杯"), k=40)
+    # without the attributes signal, nothing is translated (test_crosslingual.py: with it)
+    untranslated = ["lexical", "text", "image"]
+    scored = searcher.score_signals(Query(text="咖啡杯"), k=40, modalities=untranslated)
     lexical = scored.signals["lexical"]
     english = {pid for pid in scored.rows if int(pid[1:]) <= 30}
     assert english and not english & lexical.keys()  # absent, as for a product without text
     assert {"p031", "p038"} <= lexical.keys() and lexical["p031"] > lexical["p038"] > 0
     # p031 says 咖啡杯 twice (more than a full match), p038 holds one character of three
     assert lexical["p031"] > scored.ceilings["lexical"] > 3 * lexical["p038"]
-    results = run_json("query", "咖啡杯", "-k", "40", store=zh_fake_store)
+    results = run_json("query", "咖啡杯", "-k", "40", "--modality", ",".join(untranslated), store=zh_fake_store)
     assert all(r["scores"]["lexical"] is None for r in results if r["id"] in english)
     # bilingual products keep BM25 for queries in either language; an English query
     # leaves the Chinese-only ones (a Latin brand name is not enough) without one
-    english_query = searcher.score_signals(Query(text="doorbell"), k=40)
+    english_query = searcher.score_signals(Query(text="doorbell"), k=40, modalities=untranslated)
     assert english_query.signals["lexical"]["p032"] > 0 and "p033" not in english_query.signals["lexical"]
     assert "p037" in english_query.signals["lexical"]
 
