@@ -102,13 +102,19 @@ def understanding(console: Console, understood: Understanding | None) -> None:
     if understood is None:
         console.print("understood: (no query text)")
         return
-    values = [f"{_text(v['phrase'])!r} = {_text(v['column'])} {_text(v['value'])} ({v['products']} products)" for v in understood.values]
+    values = [
+        f"{_text(v['phrase'])!r} = {_text(v['column'])} {_text(v['value'])} ({v['products']} products"
+        + (f", translated, similarity {v['similarity']:.2f})" if "similarity" in v else ")")
+        for v in understood.values
+    ]
     console.print(f"understood values: {'; '.join(values) or 'none'}", highlight=False)
     price = understood.price
     if price is not None:
         bounds = " and ".join(f"{word} {bound:g}" for word, bound in (("price >=", price.min), ("price <=", price.max)) if bound is not None)
         note = "" if price.applied else " (not applied: --min-price/--max-price given)"
         console.print(f"price phrase {_text(price.phrase)!r}: {bounds}{note}", highlight=False)
+    if understood.translation:
+        console.print(f"BM25 also searches for: {_text(understood.translation)!r}", highlight=False)
     if understood.rest != understood.text:
         console.print(f"text for the other signals: {_text(understood.rest)!r}", highlight=False)
 
