@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .encoders import MULTILINGUAL_TEXT_MODEL, load_encoder
-from .lexical import CJK_CHARS
+from .lexical import CJK_RUN, SPACED_WORD
 
 if TYPE_CHECKING:
     from .encoders import Encoder
@@ -54,16 +54,12 @@ MAX_WORDS = 4
 #: values of these columns are names: the same in every language, not translated
 UNTRANSLATED = ("brand",)
 
-_CJK = re.compile(f"[{CJK_CHARS}]")
-_CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
-#: a word of a script written with spaces (Latin, Cyrillic, ...), and a run of them
-_WORD = f"[^\\W\\d_{CJK_CHARS}]+"
-_SPACED_RUN = re.compile(f"{_WORD}(?:[\\s'-]+{_WORD})*")
-_WORD_RE = re.compile(_WORD)
+#: words of a script written with spaces (Latin, Cyrillic, ...), one after another
+_SPACED_RUN = re.compile(f"{SPACED_WORD.pattern}(?:[\\s'-]+{SPACED_WORD.pattern})*")
 
 
 def is_cjk(text: str) -> bool:
-    return _CJK.search(text) is not None
+    return CJK_RUN.search(text) is not None
 
 
 def translatable(values: list[Value]) -> list[Value]:
@@ -107,12 +103,12 @@ class Phrase:
 def phrases(text: str, stopwords: frozenset[str]) -> list[Phrase]:
     """Every phrase of ``text`` that may name a value: CJK pieces and Latin word runs."""
     found = []
-    for run in _CJK_RUN.finditer(text):
+    for run in CJK_RUN.finditer(text):
         for i in range(run.start(), run.end()):
             for j in range(i + 2, min(run.end(), i + MAX_CJK_CHARS) + 1):
                 found.append(Phrase(text[i:j], i, j, True))
     for run in _SPACED_RUN.finditer(text):
-        words = list(_WORD_RE.finditer(run.group()))
+        words = list(SPACED_WORD.finditer(run.group()))
         for i, first in enumerate(words):
             for last in words[i : i + MAX_WORDS]:
                 if first.group().lower() in stopwords or last.group().lower() in stopwords:

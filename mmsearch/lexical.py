@@ -43,11 +43,11 @@ CJK_CHARS = (
     "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
     "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
 )
-_CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
+CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
 #: bm25s's token pattern (scikit-learn's): the words of the standard analyzer
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 #: a word of a script that writes words with spaces (Latin, Cyrillic, Greek, ...)
-_SPACED_WORD = re.compile(f"[^\\W\\d_{CJK_CHARS}]+")
+SPACED_WORD = re.compile(f"[^\\W\\d_{CJK_CHARS}]+")
 
 
 @cache
@@ -78,9 +78,9 @@ def cjk_terms(text: str) -> list[str]:
     then each CJK run's characters and neighbouring pairs."""
     text = unicodedata.normalize("NFKC", text).lower()
     stop = _stopwords()
-    words = [w for w in _WORD.findall(_CJK_RUN.sub(" ", text)) if w not in stop]
+    words = [w for w in _WORD.findall(CJK_RUN.sub(" ", text)) if w not in stop]
     terms = _stemmer().stemWords(words) if words else []
-    for run in _CJK_RUN.findall(text):
+    for run in CJK_RUN.findall(text):
         terms += [*run, *(run[i : i + 2] for i in range(len(run) - 1))]
     return terms
 
@@ -90,7 +90,7 @@ def script_shares(text: str) -> dict[str, float]:
     Hangul; each character counts as a word) and ``spaced`` (scripts that separate
     words with spaces, Latin first). Digits and punctuation are neither: every script
     shares them. {} for a text with no words."""
-    counts = {CJK: sum(map(len, _CJK_RUN.findall(text))), SPACED: len(_SPACED_WORD.findall(text))}
+    counts = {CJK: sum(map(len, CJK_RUN.findall(text))), SPACED: len(SPACED_WORD.findall(text))}
     total = sum(counts.values())
     return {script: n / total for script, n in counts.items() if n} if total else {}
 

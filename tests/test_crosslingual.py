@@ -12,7 +12,14 @@ import pytest
 from benchmarks import chinese, datasets
 from benchmarks.run import write_csv, write_eval_set
 from mmsearch import Query, Searcher, Store
-from mmsearch.crosslingual import MIN_SIMILARITY, MODEL_FILE, VECTORS, Phrase, best_cover, phrases
+from mmsearch.crosslingual import (
+    MIN_SIMILARITY,
+    MODEL_FILE,
+    VECTORS,
+    Phrase,
+    best_cover,
+    phrases,
+)
 from mmsearch.generations import LEXICAL
 from mmsearch.understanding import Understanding, _stopwords
 
