@@ -17,11 +17,12 @@ from mmsearch.crosslingual import (
     MODEL_FILE,
     VECTORS,
     Phrase,
+    Translator,
     best_cover,
     phrases,
 )
 from mmsearch.generations import LEXICAL
-from mmsearch.understanding import Understanding, _stopwords
+from mmsearch.understanding import Understanding, Value, _stopwords
 
 from .conftest import SHARED, myntra_rows, run_cli, run_json
 
@@ -73,6 +74,15 @@ def test_values_of_one_column_are_alternatives():
     assert understood.score(row) == 1.0
     assert understood.score({**row, "attributes": json.dumps({"color": "red"})}) == 0.5
     assert understood.translation == "灰色"
+
+
+def test_a_bilingual_catalog_translates_nothing():
+    """Values in both scripts: each query language finds its own half word for word, and
+    no model is loaded to translate."""
+    values = [Value("color", "Grey", 3), Value("color", "灰色", 2), Value("category", "Mugs", 4)]
+    translator = Translator(values, np.zeros((3, 512), dtype=np.float32), "usem3:never-loaded")
+    translator.load_encoder = lambda: pytest.fail("a bilingual catalog must not load a model")
+    assert translator.find("灰色杯子", _stopwords()) == [] and translator.find("grey mug", _stopwords()) == []
 
 
 def test_index_saves_the_value_vectors_and_an_english_query_does_not_load_the_model(fake_store):
