@@ -89,9 +89,7 @@ def write(folder: Path, values: list[Value]) -> None:
 
 def model_id() -> str:
     """The id of the model ``write`` uses (for the part's fingerprint), without loading it."""
-    from .encoders.multilingual import REVISION, installed_version
-
-    return f"{MULTILINGUAL_TEXT_MODEL}:{installed_version()}:{REVISION}"
+    return _indexing_encoder().id
 
 
 @dataclass
@@ -149,7 +147,9 @@ class Translator:
             raise ValueError(f"{VECTORS} holds {len(vectors)} vectors for {len(self.values)} values: run `mmsearch index`")
         self.vectors = vectors
         self.model = model
-        self.value_is_cjk = np.array([is_cjk(v.value) for v in self.values], dtype=bool)
+        value_is_cjk = [is_cjk(v.value) for v in self.values]
+        #: is any value written in CJK (True) / in another script (False)?
+        self.written = {True: any(value_is_cjk), False: not all(value_is_cjk)}
         self.load_encoder: Callable[[], Encoder] = lambda: load_encoder("text", model)
 
     @classmethod
@@ -167,14 +167,13 @@ class Translator:
     def find(self, text: str, stopwords: frozenset[str], floor: float = MIN_SIMILARITY) -> list[tuple[str, Value, float]]:
         """(phrase, value, similarity) for each value ``text`` names in another script,
         at least ``floor`` similar."""
-        written = {True: bool(self.value_is_cjk.any()), False: bool((~self.value_is_cjk).any())}  # values per script
-        candidates = [p for p in phrases(text, stopwords) if written[not p.cjk] and not written[p.cjk]]
+        # only phrases of a script no value is written in: every value is then of the other
+        candidates = [p for p in phrases(text, stopwords) if self.written[not p.cjk] and not self.written[p.cjk]]
         if not candidates:
             return []
         similarities = self.encoder.encode([p.text for p in candidates]) @ self.vectors.T
         matches = []
         for phrase, row in zip(candidates, similarities):
-            row = np.where(self.value_is_cjk != phrase.cjk, row, -1.0)  # only values of the other script
             best = int(row.argmax())
             if row[best] >= floor:
                 matches.append((phrase, best, float(row[best])))
